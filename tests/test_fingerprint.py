@@ -1,0 +1,137 @@
+"""Physical facts of the diffraction fingerprint, and the fast path against the slow reference."""
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from helpers import defects, structures
+from helpers.fingerprint import (
+    diffraction_fingerprint, diffraction_fingerprints, pixel_offsets, ring_mask, detector_q,
+)
+from reference_fingerprint import reference_fingerprint
+
+
+def corr(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_shape_dtype_and_range(crystals):
+    fp = diffraction_fingerprint(crystals["fcc"])
+    assert fp.shape == (64, 64, 3) and fp.dtype == np.float32
+    assert fp.min() == 0.0 and fp.max() == pytest.approx(1.0)
+
+
+def test_zero_outside_the_ring_and_signal_inside(crystals):
+    o = pixel_offsets()
+    d = np.hypot(o[None, :], o[:, None])
+    for fp in (diffraction_fingerprint(a) for a in crystals.values()):
+        assert np.all(fp[(d <= 10) | (d >= 30)] == 0)
+        inside = fp[(d > 10) & (d < 30)]
+        assert np.count_nonzero(inside > 0.01) > 20  # peaks, not an empty ring
+    assert ring_mask().sum() == np.count_nonzero((d > 10) & (d < 30))
+
+
+def test_edge_of_detector_is_about_16_inverse_angstrom():
+    q, _ = detector_q(np.array([31.5]), np.array([0.5]))
+    assert 15.5 < np.linalg.norm(q) < 16.5
+
+
+@pytest.mark.parametrize("case", ["fcc", "bcc", "diam", "vacancies", "displaced", "two_species", "hcp_small"])
+def test_fast_path_equals_complex128_reference(case, crystals):
+    rng = np.random.default_rng(5)
+    if case in crystals:
+        atoms = crystals[case]
+    elif case == "vacancies":
+        atoms = defects.vacancies(crystals["fcc"], 0.25, rng)
+    elif case == "displaced":
+        atoms = defects.displacements(crystals["bcc"], 0.04, rng)
+    elif case == "two_species":
+        atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(3)
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+    else:
+        atoms = bulk("Mg", "hcp", a=3.21, c=5.21).repeat((3, 3, 2))  # 36 atoms, not rotated
+    fast = diffraction_fingerprint(atoms)
+    slow = reference_fingerprint(atoms)
+    assert np.max(np.abs(fast - slow)) < 1e-4
+
+
+def test_classes_differ_clearly(crystals):
+    fps = {k: diffraction_fingerprint(a) for k, a in crystals.items()}
+    for a, b in (("fcc", "bcc"), ("fcc", "diam"), ("bcc", "diam")):
+        assert corr(fps[a], fps[b]) < 0.6, (a, b)
+
+
+def test_vacancies_keep_the_peaks_of_the_parent(crystals):
+    rng = np.random.default_rng(11)
+    for atoms in crystals.values():
+        parent = diffraction_fingerprint(atoms)
+        vacant = diffraction_fingerprint(defects.vacancies(atoms, 0.25, rng))
+        assert corr(parent, vacant) > 0.9
+        # the brightest peaks of the parent are still among the bright pixels with vacancies
+        top = np.argsort(parent.ravel())[-20:]
+        assert np.median(vacant.ravel()[top]) > 0.3
+
+
+def test_invariant_to_scale_translation_and_atom_order(crystals):
+    atoms = crystals["diam"]
+    fp = diffraction_fingerprint(atoms)
+    bigger = atoms.copy()
+    bigger.set_cell(atoms.cell[:] * 1.7, scale_atoms=True)
+    moved = atoms.copy()
+    moved.positions += [3.3, -1.2, 7.0]
+    shuffled = atoms[np.random.default_rng(0).permutation(len(atoms))]
+    for other in (bigger, moved, shuffled):
+        assert np.max(np.abs(diffraction_fingerprint(other) - fp)) < 1e-4
+
+
+def test_depends_on_orientation(crystals):
+    atoms = crystals["fcc"]
+    turned = structures.rotate(atoms, structures.random_rotation(np.random.default_rng(3)))
+    assert np.max(np.abs(diffraction_fingerprint(turned) - diffraction_fingerprint(atoms))) > 0.1
+
+
+def test_batch_equals_single_whatever_the_workers(crystals):
+    atoms = list(crystals.values()) * 12  # 36 structures: several chunks
+    single = np.stack([diffraction_fingerprint(a) for a in atoms])
+    for n_jobs in (1, 2):
+        batch = diffraction_fingerprints(atoms, n_jobs=n_jobs, progress=False, chunk_size=8)
+        assert np.array_equal(batch, single)
+
+
+def bad_structures():
+    good = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    empty = Atoms(cell=np.eye(3) * 4, pbc=True)
+    molecule = good.copy()
+    molecule.pbc = False
+    flat = good.copy()
+    flat.cell[2] = 0.0
+    nan = good.copy()
+    nan.positions[3, 1] = np.nan
+    inf = good.copy()
+    inf.positions[0, 0] = np.inf
+    unknown = good.copy()
+    unknown.numbers[5] = 0  # the placeholder element X
+    single = Atoms("Cu", cell=np.eye(3) * 3, pbc=True)
+    duplicate = good + good[:1]
+    return {"empty": (empty, "empty"), "non-periodic": (molecule, "non-periodic"),
+            "no cell": (flat, "non-periodic"), "nan": (nan, "NaN"), "inf": (inf, "NaN or infinite"),
+            "unknown element": (unknown, "unknown element"), "single atom": (single, "single atom"),
+            "duplicate atoms": (duplicate, "same position")}
+
+
+@pytest.mark.parametrize("name", list(bad_structures()))
+def test_bad_input_raises_a_clear_value_error(name):
+    atoms, words = bad_structures()[name]
+    with pytest.raises(ValueError, match=words):
+        diffraction_fingerprint(atoms)
+
+
+def test_batch_error_names_the_structure(crystals):
+    atoms = [crystals["fcc"], Atoms(cell=np.eye(3), pbc=True)]
+    with pytest.raises(ValueError, match="structure 1: empty"):
+        diffraction_fingerprints(atoms, n_jobs=1, progress=False)
+
+
+def test_not_an_atoms_object():
+    with pytest.raises(TypeError, match="ase.io.read"):
+        diffraction_fingerprint(np.zeros((4, 3)))
