@@ -1,0 +1,7 @@
+"""Shared code of the crystal-fingerprint notebook series (Ziletti et al., Nat. Commun. 2018).
+
+Modules: ``config`` (paths, save_fig), ``structures`` (classes, prototypes, preparation),
+``defects`` (vacancies, displacements), ``fingerprint`` (the 2D diffraction fingerprint),
+``datasets`` (generation and storage), ``plots`` (figures), ``series`` (runs the notebooks).
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""One place for paths: the repository root, data/, figures/ and the executed-notebook folder.
+
+``CRYSTAL_DATA_DIR``, ``CRYSTAL_FIGURES_DIR`` and ``CRYSTAL_EXECUTED_DIR`` move them (the tests run
+the whole series in a temporary folder this way); nothing else in the project types a path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = ROOT / "notebooks"
+
+
+def _dir(variable: str, default: Path) -> Path:
+    path = Path(os.environ.get(variable, default)).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path:
+    """Where notebooks read and write data sets (default: <repo>/data)."""
+    return _dir("CRYSTAL_DATA_DIR", ROOT / "data")
+
+
+def figures_dir() -> Path:
+    """Where figures go (default: <repo>/figures)."""
+    return _dir("CRYSTAL_FIGURES_DIR", ROOT / "figures")
+
+
+def executed_dir() -> Path:
+    """Where the series runner puts executed copies of the notebooks (default: <repo>/executed)."""
+    return _dir("CRYSTAL_EXECUTED_DIR", ROOT / "executed")
+
+
+def save_fig(name: str, fig=None, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as figures/<name>.png, name starting with the notebook number (e.g.
+    ``save_fig("01_one_structure_per_class")``); written to a temporary file, then renamed."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.gcf() if fig is None else fig
+    path = figures_dir() / f"{name}.png"
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    os.replace(tmp, path)
+    return path

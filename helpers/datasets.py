@@ -1,0 +1,329 @@
+"""Generation and storage of the data sets (notebook 01) and their fingerprints (notebook 02).
+
+One .npz file per data set, written deterministically (same inputs, same bytes) and atomically
+(temporary file, then rename). Every file carries its generating parameters, seed and package
+versions; loading a file made with other parameters than the caller asks for stops with a
+message that names the notebook and the parameter to rerun.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import zipfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from . import config, defects, structures
+from .fingerprint import FINGERPRINT_PARAMS, diffraction_fingerprints
+from .parallel import map_chunks
+
+FORMAT_VERSION = 1
+STRUCTURE_SETS = ("train", "test_pristine", "test_vacancies", "test_displacements")
+NOTEBOOK_01 = "notebooks/01_data_generation.ipynb"
+NOTEBOOK_02 = "notebooks/02_diffraction_fingerprints.ipynb"
+_SIDE_CODE = {"train": 0, "test": 1}
+
+
+class StaleDataError(RuntimeError):
+    """A data file exists but was made with other parameters, or from other inputs."""
+
+
+# ---- deterministic, atomic .npz ----------------------------------------------------------------
+def save_npz(path: Path, arrays: dict, meta: dict) -> Path:
+    """Write arrays and a JSON ``meta`` to ``path`` (.npz); same content -> identical bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            items = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
+            for name, value in items.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_npz(path: Path) -> tuple[dict, dict]:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+        meta = json.loads(str(data["meta"]))
+    return arrays, meta
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "ase", "spglib", "xraydb", "crystal-fingerprints"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def check_params(meta: dict, expect: dict, path: Path, notebook: str) -> None:
+    """Stop when ``path`` was made with other parameters than ``expect``."""
+    made = meta.get("params", {})
+    for key, wanted in expect.items():
+        have = made.get(key, "<missing>")
+        same = (np.isclose(have, wanted) if isinstance(wanted, float) and isinstance(have, (int, float))
+                else have == wanted)
+        if not same:
+            raise StaleDataError(
+                f"{path} was made with {key}={have!r}, but this notebook asks for {key}={wanted!r}. "
+                f"Rerun {notebook} with `-p {key} {wanted}` (papermill), or set {key} = {have!r} in "
+                f"this notebook's parameters cell.")
+
+
+def _require(path: Path, notebook: str) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {notebook} first (`make run` runs the whole "
+                                f"series; `papermill {notebook} ...` runs one notebook).")
+
+
+# ---- structure sets ----------------------------------------------------------------------------
+@dataclass
+class StructureSet:
+    """A stored data set of prepared structures and their labels."""
+
+    name: str
+    arrays: dict
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.arrays["label"])
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    @property
+    def class_names(self) -> list:
+        return [str(c) for c in self.arrays["class_names"]]
+
+    def atoms(self, i: int) -> Atoms:
+        n = int(self.arrays["n_atoms"][i])
+        return Atoms(numbers=self.arrays["numbers"][i, :n], positions=self.arrays["positions"][i, :n],
+                     cell=self.arrays["cells"][i], pbc=True)
+
+    def all_atoms(self) -> list:
+        return [self.atoms(i) for i in range(len(self))]
+
+
+def structure_path(name: str) -> Path:
+    return config.data_dir() / f"structures_{name}.npz"
+
+
+def fingerprint_path(name: str) -> Path:
+    return config.data_dir() / f"fingerprints_{name}.npz"
+
+
+def load_structures(name: str, expect: dict | None = None) -> StructureSet:
+    """Load a structure set written by notebook 01, checking it was made with ``expect``."""
+    path = structure_path(name)
+    _require(path, NOTEBOOK_01)
+    arrays, meta = load_npz(path)
+    check_params(meta, expect or {}, path, NOTEBOOK_01)
+    return StructureSet(name, arrays, meta)
+
+
+def _record(atoms: Atoms, defect: str, level: float, parent: structures.Parent, index: int) -> dict:
+    return {"positions": atoms.positions, "cell": np.asarray(atoms.cell[:]), "numbers": atoms.numbers,
+            "parent_obj": parent, "parent": index, "defect": defect, "defect_level": level}
+
+
+def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_fraction: float,
+                 displacement_sigma: float) -> list:
+    """Worker: prepared supercells (and defective copies for test parents); None for a parent whose
+    pristine space group is not its prototype's (dropped)."""
+    out = []
+    for side, class_index, draw, parent in jobs:
+        if parent.space_group != structures.PROTOTYPES[parent.prototype].space_group:
+            out.append(None)
+            continue
+        rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw])
+        atoms = structures.prepared_parent(parent, rng, target_atoms=target_atoms)
+        records = [(atoms, "none", 0.0)]
+        if side == "test":
+            vac_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 1])
+            dis_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 2])
+            records.append((defects.vacancies(atoms, vacancy_fraction, vac_rng), "vacancies", vacancy_fraction))
+            records.append((defects.displacements(atoms, displacement_sigma, dis_rng,
+                                                  nn_distance=parent.nn_distance),
+                            "displacements", displacement_sigma))
+        out.append(records)
+    return out
+
+
+def _pack(records: list, class_names: list) -> dict:
+    n = len(records)
+    max_atoms = max(len(r["numbers"]) for r in records)
+    positions = np.zeros((n, max_atoms, 3))
+    numbers = np.zeros((n, max_atoms), np.uint8)
+    for i, r in enumerate(records):
+        positions[i, : len(r["numbers"])] = r["positions"]
+        numbers[i, : len(r["numbers"])] = r["numbers"]
+    parents = [r["parent_obj"] for r in records]
+    return {
+        "positions": positions,
+        "cells": np.stack([r["cell"] for r in records]),
+        "numbers": numbers,
+        "n_atoms": np.array([len(r["numbers"]) for r in records], np.int32),
+        "label": np.array([class_names.index(p.class_name) for p in parents], np.int16),
+        "class_names": np.array(class_names),
+        "element": np.array([p.element for p in parents]),
+        "prototype": np.array([p.prototype for p in parents]),
+        "spacegroup": np.array([p.space_group for p in parents], np.int16),
+        "group": np.array([p.group for p in parents]),
+        "shape": np.array([p.shape_text for p in parents]),
+        "nn_distance": np.array([p.nn_distance for p in parents]),
+        "parent": np.array([r["parent"] for r in records], np.int32),
+        "defect": np.array([r["defect"] for r in records]),
+        "defect_level": np.array([r["defect_level"] for r in records]),
+    }
+
+
+def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
+                            target_atoms: int = 256, vacancy_fraction: float = 0.25,
+                            displacement_sigma: float = 0.02, test_fraction: float = 0.2,
+                            n_jobs: int | None = None, progress: bool = True) -> dict:
+    """Build the four structure sets of notebook 01 (balanced classes, held-out test groups).
+
+    Returns {name: StructureSet} for ``STRUCTURE_SETS``. Everything is drawn from ``seed``; the
+    result does not depend on ``n_jobs``.
+    """
+    if n_per_class < 1 or n_test_per_class < 1:
+        raise ValueError("n_per_class and n_test_per_class must be at least 1")
+    if not 32 <= target_atoms <= 4096:
+        raise ValueError(f"target_atoms must be between 32 and 4096, got {target_atoms}")
+    params = {"n_per_class": int(n_per_class), "n_test_per_class": int(n_test_per_class), "seed": int(seed),
+              "target_atoms": int(target_atoms), "vacancy_fraction": float(vacancy_fraction),
+              "displacement_sigma": float(displacement_sigma), "test_fraction": float(test_fraction)}
+    class_names = list(structures.CLASSES)
+    build = partial(_build_chunk, seed=seed, target_atoms=target_atoms, vacancy_fraction=vacancy_fraction,
+                    displacement_sigma=displacement_sigma)
+    kept = {"train": [], "test": []}
+    dropped = {side: {c: 0 for c in class_names} for side in kept}
+    for side, wanted in (("train", n_per_class), ("test", n_test_per_class)):
+        per_class = {c: [] for c in class_names}
+        draws = {c: 0 for c in class_names}
+        rngs = {c: np.random.default_rng([seed, _SIDE_CODE[side], ci, 10**6]) for ci, c in enumerate(class_names)}
+        while True:
+            # Draw what is still missing (plus a few for parents spglib rejects) and build them.
+            jobs = []
+            for ci, c in enumerate(class_names):
+                missing = wanted - len(per_class[c])
+                if missing <= 0:
+                    continue
+                extra = missing + max(2, missing // 50)
+                for parent in structures.draw_parents(c, extra, side, seed, test_fraction, rngs[c]):
+                    jobs.append((side, ci, draws[c], parent))
+                    draws[c] += 1
+            if not jobs:
+                break
+            desc = f"{side} structures" if progress else None
+            for _, chunk, results in map_chunks(build, jobs, n_jobs=n_jobs, chunk_size=32, progress=progress,
+                                                desc=desc, unit="structure"):
+                for (_, ci, _, parent), result in zip(chunk, results):
+                    c = class_names[ci]
+                    if result is None:
+                        dropped[side][c] += 1
+                    elif len(per_class[c]) < wanted:
+                        per_class[c].append((parent, result))
+        kept[side] = [item for c in class_names for item in per_class[c]]
+
+    # Training parents give one pristine structure each; every test parent gives the same rotated
+    # supercell three times: pristine, with vacancies, with displacements (one set each).
+    sets = {"train": [_record(*recs[0], parent=p, index=i) for i, (p, recs) in enumerate(kept["train"])]}
+    for k, name in enumerate(STRUCTURE_SETS[1:]):
+        sets[name] = [_record(*recs[k], parent=p, index=i) for i, (p, recs) in enumerate(kept["test"])]
+    versions = package_versions()
+    out = {}
+    for name, records in sets.items():
+        meta = {"kind": "structures", "name": name, "params": params, "versions": versions,
+                "dropped": dropped["train" if name == "train" else "test"], "format_version": FORMAT_VERSION}
+        out[name] = StructureSet(name, _pack(records, class_names), meta)
+    return out
+
+
+def save_structure_set(dataset: StructureSet) -> Path:
+    return save_npz(structure_path(dataset.name), dataset.arrays, dataset.meta)
+
+
+# ---- fingerprint sets --------------------------------------------------------------------------
+@dataclass
+class FingerprintSet:
+    """Fingerprints X (n, 64, 64, 3) of a structure set, with its labels and descriptors."""
+
+    name: str
+    arrays: dict
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.arrays["label"])
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.arrays["X"]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.arrays["label"]
+
+    @property
+    def class_names(self) -> list:
+        return [str(c) for c in self.arrays["class_names"]]
+
+
+_CARRIED = ("label", "class_names", "element", "prototype", "spacegroup", "group", "parent", "defect",
+            "defect_level", "n_atoms")
+
+
+def compute_fingerprint_set(source: StructureSet, n_jobs: int | None = None, progress: bool = True) -> FingerprintSet:
+    X = diffraction_fingerprints(source.all_atoms(), n_jobs=n_jobs, progress=progress, desc=source.name)
+    arrays = {"X": X, **{k: source.arrays[k] for k in _CARRIED}}
+    path = structure_path(source.name)
+    meta = {"kind": "fingerprints", "name": source.name, "params": source.meta["params"],
+            "fingerprint": FINGERPRINT_PARAMS, "source": path.name,
+            "source_sha256": file_sha256(path) if path.exists() else None,
+            "versions": package_versions(), "format_version": FORMAT_VERSION}
+    return FingerprintSet(source.name, arrays, meta)
+
+
+def save_fingerprint_set(fps: FingerprintSet) -> Path:
+    return save_npz(fingerprint_path(fps.name), fps.arrays, fps.meta)
+
+
+def load_fingerprints(name: str, expect: dict | None = None) -> FingerprintSet:
+    """Load fingerprints written by notebook 02; stops if they were made with other parameters or
+    from a structure file that has since been regenerated."""
+    path = fingerprint_path(name)
+    _require(path, NOTEBOOK_02)
+    arrays, meta = load_npz(path)
+    check_params(meta, expect or {}, path, NOTEBOOK_01 + " and then " + NOTEBOOK_02)
+    source = structure_path(name)
+    if source.exists() and meta.get("source_sha256") not in (None, file_sha256(source)):
+        raise StaleDataError(f"{path} was computed from an earlier {source.name}; rerun {NOTEBOOK_02}.")
+    return FingerprintSet(name, arrays, meta)

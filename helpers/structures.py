@@ -1,0 +1,334 @@
+"""Elemental crystal structures of the seven classes of SCIENCE.md, and their preparation.
+
+A *parent* is one (element, prototype, lattice parameters) choice. Its pristine conventional cell is
+built with ASE in the standard setting, scaled to a realistic nearest-neighbour distance, and
+labelled with spglib; a parent whose space group is not the prototype's (special parameter values
+raise the symmetry: bct with c/a = 1 is bcc) is dropped. Preparation then follows SCIENCE.md:
+random rotation, standard conventional cell (spglib, ``no_idealize=True`` so the rotation stays),
+supercell of about 256 atoms.
+
+Held-out sets: parents are grouped by (element, prototype, lattice-parameter bin) and every group
+belongs to the training or to the test side, decided by a hash of the group and the seed, so no
+test parent shares a group with any training parent.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import spglib
+from ase import Atoms
+from ase.data import atomic_numbers, covalent_radii, reference_states
+from ase.spacegroup import crystal
+
+from .fingerprint import nearest_neighbour_distances
+
+try:  # spglib >= 2.7: raise exceptions instead of returning None (the default from spglib 3)
+    spglib.error.OLD_ERROR_HANDLING = False
+except AttributeError:  # pragma: no cover - older spglib
+    pass
+
+CLASSES = ("bct_139", "bct_141", "hex_rh", "sc", "fcc", "diam", "bcc")
+CLASS_SPACE_GROUPS = {
+    "bct_139": (139,), "bct_141": (141,), "hex_rh": (166, 194), "sc": (221,), "fcc": (225,),
+    "diam": (227,), "bcc": (229,),
+}
+
+# Elements with X-ray form factors and a well-defined solid: metals, semimetals and C.
+ELEMENTS = (
+    "Li", "Be", "C", "Na", "Mg", "Al", "Si", "K", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu",
+    "Zn", "Ga", "Ge", "As", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn",
+    "Sb", "Cs", "Ba", "La", "Ce", "Sm", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb",
+    "Bi", "Po", "Th",
+)
+
+NN_SCALE_RANGE = (0.94, 1.06)  # lattice parameter varied around the element's own NN distance
+NN_SCALE_BIN = 0.03
+
+
+@dataclass(frozen=True)
+class ShapeParameter:
+    """A lattice parameter of a prototype beyond the scale: its allowed intervals and group bin."""
+
+    name: str
+    intervals: tuple  # ((lo, hi), ...): union of allowed intervals
+    bin_width: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        lengths = np.array([hi - lo for lo, hi in self.intervals])
+        k = rng.choice(len(self.intervals), p=lengths / lengths.sum())
+        lo, hi = self.intervals[k]
+        return float(rng.uniform(lo, hi))
+
+    def bin(self, value: float) -> int:
+        return int(math.floor(value / self.bin_width + 1e-9))
+
+
+@dataclass(frozen=True)
+class Prototype:
+    name: str
+    class_name: str
+    space_group: int
+    description: str
+    shape: tuple = field(default_factory=tuple)  # ShapeParameter, ...
+
+    def conventional_cell(self, element: str, **shape) -> Atoms:
+        """Pristine conventional cell in the standard setting, lattice parameter a = 1 (unscaled)."""
+        return _BUILDERS[self.name](element, **shape)
+
+
+def _hexagonal(element, basis, c_over_a, sg):
+    return crystal([element] * len(basis), basis, spacegroup=sg, cellpar=[1, 1, c_over_a, 90, 90, 120])
+
+
+def _cubic(element, sg):
+    return crystal(element, [(0, 0, 0)], spacegroup=sg, cellpar=[1, 1, 1, 90, 90, 90])
+
+
+def _rhombohedral_hg(element, alpha_deg):
+    # rhombohedral a_r = 1 and angle alpha, written in the hexagonal setting of R-3m
+    alpha = math.radians(alpha_deg)
+    a_h = 2.0 * math.sin(alpha / 2.0)
+    c_h = math.sqrt(3.0 * (1.0 + 2.0 * math.cos(alpha)))
+    return crystal(element, [(0, 0, 0)], spacegroup=166, cellpar=[a_h, a_h, c_h, 90, 90, 120])
+
+
+_BUILDERS = {
+    "In": lambda e, c_over_a: crystal(e, [(0, 0, 0)], spacegroup=139, cellpar=[1, 1, c_over_a, 90, 90, 90]),
+    "beta-Sn": lambda e, c_over_a: crystal(e, [(0, 0, 0)], spacegroup=141, cellpar=[1, 1, c_over_a, 90, 90, 90]),
+    "alpha-As": lambda e, c_over_a, u: _hexagonal(e, [(0, 0, u)], c_over_a, 166),
+    "alpha-Hg": lambda e, alpha_deg: _rhombohedral_hg(e, alpha_deg),
+    "alpha-Sm": lambda e, c_over_a, z: _hexagonal(e, [(0, 0, 0), (0, 0, z)], c_over_a, 166),
+    "hcp": lambda e, c_over_a: _hexagonal(e, [(1 / 3, 2 / 3, 1 / 4)], c_over_a, 194),
+    "dhcp": lambda e, c_over_a: _hexagonal(e, [(0, 0, 0), (1 / 3, 2 / 3, 1 / 4)], c_over_a, 194),
+    "graphite": lambda e, c_over_a: _hexagonal(e, [(0, 0, 1 / 4), (1 / 3, 2 / 3, 1 / 4)], c_over_a, 194),
+    "alpha-Po": lambda e: _cubic(e, 221),
+    "Cu": lambda e: _cubic(e, 225),
+    "diamond": lambda e: _cubic(e, 227),
+    "W": lambda e: _cubic(e, 229),
+}
+
+PROTOTYPES = {p.name: p for p in (
+    # c/a kept away from 1 (bcc) and sqrt(2) (fcc)
+    Prototype("In", "bct_139", 139, "In type (A6), I4/mmm 2a",
+              (ShapeParameter("c_over_a", ((0.80, 0.93), (1.07, 1.34), (1.49, 1.80)), 0.05),)),
+    Prototype("beta-Sn", "bct_141", 141, "beta-Sn (A5), I4_1/amd 4a",
+              (ShapeParameter("c_over_a", ((0.50, 0.60),), 0.025),)),
+    Prototype("alpha-As", "hex_rh", 166, "alpha-As (A7), R-3m 6c",
+              (ShapeParameter("c_over_a", ((2.60, 2.85),), 0.0625), ShapeParameter("u", ((0.220, 0.230),), 0.0025))),
+    # alpha = 60 deg would be fcc, 90 deg sc
+    Prototype("alpha-Hg", "hex_rh", 166, "alpha-Hg (A10), R-3m 3a",
+              (ShapeParameter("alpha_deg", ((65.0, 80.0),), 3.75),)),
+    Prototype("alpha-Sm", "hex_rh", 166, "alpha-Sm (C19), R-3m 3a + 6c",
+              (ShapeParameter("c_over_a", ((7.0, 7.4),), 0.1), ShapeParameter("z", ((0.219, 0.225),), 0.0015))),
+    Prototype("hcp", "hex_rh", 194, "hcp (A3), P6_3/mmc 2c",
+              (ShapeParameter("c_over_a", ((1.50, 1.70),), 0.05),)),
+    Prototype("dhcp", "hex_rh", 194, "double hcp (La), P6_3/mmc 2a + 2c",
+              (ShapeParameter("c_over_a", ((3.10, 3.30),), 0.05),)),
+    Prototype("graphite", "hex_rh", 194, "graphite (A9), P6_3/mmc 2b + 2c",
+              (ShapeParameter("c_over_a", ((2.60, 2.80),), 0.05),)),
+    Prototype("alpha-Po", "sc", 221, "alpha-Po (A_h), Pm-3m 1a"),
+    Prototype("Cu", "fcc", 225, "Cu (A1), Fm-3m 4a"),
+    Prototype("diamond", "diam", 227, "diamond (A4), Fd-3m 8a"),
+    Prototype("W", "bcc", 229, "W (A2), Im-3m 2a"),
+)}
+CLASS_PROTOTYPES = {c: tuple(p.name for p in PROTOTYPES.values() if p.class_name == c) for c in CLASSES}
+
+
+def class_index(class_name: str) -> int:
+    try:
+        return CLASSES.index(class_name)
+    except ValueError:
+        raise ValueError(f"unknown class {class_name!r}; the classes are {', '.join(CLASSES)}") from None
+
+
+@lru_cache(maxsize=None)
+def reference_nn_distance(element: str) -> float:
+    """The element's nearest-neighbour distance in its own solid (ASE reference state), else twice its
+    covalent radius (Angstrom)."""
+    if element not in atomic_numbers:
+        raise ValueError(f"unknown element {element!r}")
+    z = atomic_numbers[element]
+    state = reference_states[z] or {}
+    a = state.get("a")
+    symmetry = state.get("symmetry")
+    factors = {"fcc": 1 / math.sqrt(2), "bcc": math.sqrt(3) / 2, "diamond": math.sqrt(3) / 4, "sc": 1.0}
+    if a and symmetry in factors:
+        return a * factors[symmetry]
+    if a and symmetry == "hcp":
+        c = a * state.get("c/a", math.sqrt(8 / 3))
+        return min(a, math.sqrt(a * a / 3 + c * c / 4))
+    return 2.0 * float(covalent_radii[z])
+
+
+def mean_nn(atoms: Atoms) -> float:
+    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
+
+
+def space_group(atoms: Atoms, symprec: float = 1e-3) -> int:
+    """International space-group number from spglib (0 if spglib finds none)."""
+    try:
+        data = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
+                                           symprec=symprec)
+    except spglib.error.SpglibError:
+        return 0
+    return 0 if data is None else int(data.number)
+
+
+# ---- parents ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Parent:
+    """One (element, prototype, lattice parameters) choice."""
+
+    class_name: str
+    prototype: str
+    element: str
+    nn_distance: float  # Angstrom
+    shape: tuple  # ((name, value), ...)
+
+    @property
+    def group(self) -> str:
+        """(element, prototype, lattice-parameter bin): the unit of the train/test split."""
+        proto = PROTOTYPES[self.prototype]
+        scale = self.nn_distance / reference_nn_distance(self.element)
+        bins = [f"nn{int(math.floor((scale - NN_SCALE_RANGE[0]) / NN_SCALE_BIN + 1e-9))}"]
+        bins += [f"{p.name}{p.bin(v)}" for p, (_, v) in zip(proto.shape, self.shape)]
+        return "|".join([self.element, self.prototype] + bins)
+
+    @property
+    def shape_text(self) -> str:
+        return ",".join(f"{k}={v:.4f}" for k, v in self.shape)
+
+    @property
+    def space_group(self) -> int:
+        """spglib's space group of the pristine cell, scaled to mean NN distance 1 Angstrom
+        (symprec 1e-3, i.e. relative to the NN distance)."""
+        return _unit_cell(self.prototype, self.shape)[0]
+
+    def conventional_cell(self) -> Atoms:
+        """Pristine conventional cell (ASE, standard setting), scaled to this parent's NN distance."""
+        _, lattice, frac, n = _unit_cell(self.prototype, self.shape)
+        return Atoms(numbers=[atomic_numbers[self.element]] * n, cell=lattice * self.nn_distance,
+                     scaled_positions=frac, pbc=True)
+
+
+@lru_cache(maxsize=8192)
+def _unit_cell(prototype: str, shape: tuple):
+    """Space group and conventional cell of a prototype with these lattice parameters at mean NN
+    distance 1 Angstrom. Neither depends on the element or the scale, so both are computed once
+    per (prototype, shape) (spglib takes up to 10 ms on a cubic cell)."""
+    atoms = PROTOTYPES[prototype].conventional_cell("Cu", **dict(shape))
+    atoms.set_cell(atoms.cell[:] / mean_nn(atoms), scale_atoms=True)
+    return space_group(atoms, symprec=1e-3), np.asarray(atoms.cell[:]), atoms.get_scaled_positions(), len(atoms)
+
+
+def group_side(group: str, seed: int, test_fraction: float) -> str:
+    """'test' or 'train' for a group: a stable hash of (seed, group), independent of draw order."""
+    digest = hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest()
+    return "test" if int.from_bytes(digest, "big") / 2.0**64 < test_fraction else "train"
+
+
+def draw_parent(class_name: str, rng: np.random.Generator, elements=ELEMENTS) -> Parent:
+    prototype = PROTOTYPES[CLASS_PROTOTYPES[class_name][rng.integers(len(CLASS_PROTOTYPES[class_name]))]]
+    element = elements[rng.integers(len(elements))]
+    scale = rng.uniform(*NN_SCALE_RANGE)
+    shape = tuple((p.name, round(p.sample(rng), 6)) for p in prototype.shape)
+    return Parent(class_name, prototype.name, element, round(reference_nn_distance(element) * scale, 6), shape)
+
+
+def draw_parents(class_name: str, n: int, side: str, seed: int, test_fraction: float,
+                 rng: np.random.Generator, max_tries: int = 200) -> list:
+    """n parents of a class whose groups all belong to ``side`` ('train' or 'test')."""
+    out = []
+    while len(out) < n:
+        for _ in range(max_tries):
+            parent = draw_parent(class_name, rng)
+            if group_side(parent.group, seed, test_fraction) == side:
+                out.append(parent)
+                break
+        else:
+            raise RuntimeError(f"no {side} group found for {class_name} in {max_tries} draws; "
+                               f"choose a test_fraction between 0.05 and 0.5")
+    return out
+
+
+# ---- preparation -----------------------------------------------------------------------------
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
+    w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
+    """The structure (cell and atoms) rotated rigidly by a 3 x 3 rotation matrix."""
+    out = atoms.copy()
+    out.set_cell(np.asarray(atoms.cell[:]) @ np.asarray(rotation).T, scale_atoms=True)
+    return out
+
+
+def standard_conventional_cell(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
+    """spglib's standard conventional cell, keeping the structure's orientation (no_idealize)."""
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
+    try:
+        result = spglib.standardize_cell(cell, to_primitive=False, no_idealize=True, symprec=symprec)
+    except spglib.error.SpglibError as exc:
+        result = None
+        reason = str(exc)
+    if result is None:
+        raise ValueError(f"spglib found no symmetry to standardise this structure at symprec={symprec} "
+                         f"({reason if 'reason' in locals() else 'no result'}); pass a crystal cell, or use the "
+                         "structure as it is")
+    lattice, positions, numbers = result
+    return Atoms(numbers=numbers, cell=lattice, scaled_positions=positions, pbc=True)
+
+
+def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum: int = 32) -> tuple:
+    """Repetitions (n1, n2, n3) for about ``target`` atoms (never fewer than ``minimum``), keeping
+    the supercell's extents along the three directions as equal as possible."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    spacing = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    nmax = int(np.ceil(2.0 * (target / n_atoms) ** (1 / 3) * spacing.max() / spacing.min())) + 1
+    n = np.arange(1, min(max(nmax, 2), 64) + 1)
+    n1, n2, n3 = np.meshgrid(n, n, n, indexing="ij")
+    total = n_atoms * n1 * n2 * n3
+    extents = np.stack([n1 * spacing[0], n2 * spacing[1], n3 * spacing[2]])
+    cost = np.abs(np.log(total / target)) + 0.25 * np.log(extents.max(0) / extents.min(0))
+    cost = np.where(total >= minimum, cost, np.inf)
+    i = np.unravel_index(np.argmin(cost), cost.shape)
+    return int(n1[i]), int(n2[i]), int(n3[i])
+
+
+def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, symprec: float = 1e-3,
+            rotation: np.ndarray | None = None) -> Atoms:
+    """SCIENCE.md steps 1-3: random rotation, standard conventional cell, ~target_atoms supercell."""
+    rotation = random_rotation(rng) if rotation is None else rotation
+    conventional = standard_conventional_cell(rotate(atoms, rotation), symprec=symprec)
+    return conventional.repeat(supercell_repeats(conventional.cell[:], len(conventional), target_atoms))
+
+
+def example_structure(class_name: str, element: str | None = None, rng: np.random.Generator | None = None,
+                      rotation: np.ndarray | None = None, target_atoms: int = 256) -> Atoms:
+    """A typical prepared supercell of a class (first prototype of the class, middle of its ranges,
+    the element's own nearest-neighbour distance), e.g. for figures and the explorer widget."""
+    prototype = PROTOTYPES[CLASS_PROTOTYPES[class_name][0]]
+    element = element or {"bct_139": "In", "bct_141": "Sn", "hex_rh": "As", "sc": "Po", "fcc": "Cu",
+                           "diam": "Si", "bcc": "W"}[class_name]
+    shape = tuple((p.name, 0.5 * (p.intervals[0][0] + p.intervals[-1][1]) if len(p.intervals) == 1
+                   else 0.5 * sum(p.intervals[-1])) for p in prototype.shape)
+    parent = Parent(class_name, prototype.name, element, reference_nn_distance(element), shape)
+    rng = np.random.default_rng(0) if rng is None else rng
+    return prepared_parent(parent, rng, target_atoms=target_atoms, rotation=rotation)
+
+
+def prepared_parent(parent: Parent, rng: np.random.Generator, target_atoms: int = 256,
+                    rotation: np.ndarray | None = None) -> Atoms:
+    """``prepare`` applied to a parent's pristine conventional cell (rotation drawn from ``rng``)."""
+    return prepare(parent.conventional_cell(), rng, target_atoms=target_atoms, rotation=rotation)

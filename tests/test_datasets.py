@@ -1,0 +1,65 @@
+"""Storage: reproducible bytes, atomic writes, stale and missing data."""
+import numpy as np
+import pytest
+
+from helpers import datasets
+
+SMALL = dict(n_per_class=6, n_test_per_class=3, seed=5)
+
+
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def generate_and_save(**kw):
+    sets = datasets.generate_structure_sets(progress=False, **kw)
+    return {name: datasets.save_structure_set(ds).read_bytes() for name, ds in sets.items()}, sets
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not(data_dir):
+    first, sets = generate_and_save(**SMALL, n_jobs=2)
+    second, _ = generate_and_save(**SMALL, n_jobs=1)
+    assert first == second
+    other, _ = generate_and_save(**dict(SMALL, seed=6), n_jobs=1)
+    assert other["train"] != first["train"]
+    assert not list(data_dir.glob(".*tmp"))  # nothing half-written left behind
+
+
+def test_sets_are_balanced_labelled_and_held_out(data_dir):
+    _, sets = generate_and_save(**SMALL)
+    train, test = sets["train"], sets["test_pristine"]
+    assert np.array_equal(np.bincount(train["label"]), [6] * 7)
+    assert np.array_equal(np.bincount(test["label"]), [3] * 7)
+    assert not set(train["group"]) & set(test["group"])
+    for name in ("test_vacancies", "test_displacements"):
+        assert np.array_equal(sets[name]["parent"], test["parent"])
+    vac = sets["test_vacancies"]
+    assert np.all(vac["n_atoms"] == test["n_atoms"] - (test["n_atoms"] * 0.25).astype(int))
+    assert set(vac["defect"]) == {"vacancies"} and set(vac["defect_level"]) == {0.25}
+    for i in range(len(train)):  # spglib label agrees with the class
+        assert train["spacegroup"][i] in {139: [139], 141: [141], 166: [166, 194], 194: [166, 194], 221: [221],
+                                          225: [225], 227: [227], 229: [229]}[int(train["spacegroup"][i])]
+    loaded = datasets.load_structures("train", {"n_per_class": 6, "seed": 5})
+    assert loaded.meta["params"]["seed"] == 5 and "spglib" in loaded.meta["versions"]
+    a = loaded.atoms(0)
+    assert len(a) == loaded["n_atoms"][0] and a.pbc.all()
+
+
+def test_stale_and_missing_data_say_what_to_rerun(data_dir):
+    with pytest.raises(FileNotFoundError, match="01_data_generation"):
+        datasets.load_structures("train")
+    _, sets = generate_and_save(**SMALL)
+    with pytest.raises(datasets.StaleDataError, match=r"n_per_class=6.*-p n_per_class 1500"):
+        datasets.load_structures("train", {"n_per_class": 1500})
+    with pytest.raises(FileNotFoundError, match="02_diffraction_fingerprints"):
+        datasets.load_fingerprints("test_pristine")
+    fps = datasets.compute_fingerprint_set(sets["test_pristine"], n_jobs=1, progress=False)
+    datasets.save_fingerprint_set(fps)
+    loaded = datasets.load_fingerprints("test_pristine", {"n_per_class": 6})
+    assert loaded.X.shape == (21, 64, 64, 3) and np.array_equal(loaded.y, sets["test_pristine"]["label"])
+    # 01 is rerun with another seed: the fingerprints no longer belong to the structures
+    generate_and_save(**dict(SMALL, seed=9))
+    with pytest.raises(datasets.StaleDataError, match="rerun notebooks/02"):
+        datasets.load_fingerprints("test_pristine")
