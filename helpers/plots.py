@@ -1,0 +1,56 @@
+"""Figures shared by the notebooks."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def plot_structure(ax, atoms, title: str = "", rotation: str = "15x,25y,0z", radius: float = 0.35) -> None:
+    """Draw a structure with ASE (atoms as discs, cell outline)."""
+    from ase.visualize.plot import plot_atoms
+
+    plot_atoms(atoms, ax, rotation=rotation, radii=radius * _nn(atoms), show_unit_cell=2)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def _nn(atoms) -> float:
+    from .fingerprint import nearest_neighbour_distances
+
+    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:]))) if len(atoms) > 1 else 1.0
+
+
+def show_fingerprint(ax, fingerprint: np.ndarray, title: str = "") -> None:
+    """An RGB fingerprint (64, 64, 3) in [0, 1], origin at the top left as an image."""
+    ax.imshow(np.clip(fingerprint, 0, 1), interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def fingerprint_grid(fingerprints, titles, ncols: int = 7, size: float = 1.9, gamma: float | None = None):
+    """A row-major grid of fingerprints; ``gamma`` < 1 brightens weak peaks for display only."""
+    import matplotlib.pyplot as plt
+
+    n = len(fingerprints)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    for ax, fp, title in zip(axes.ravel(), fingerprints, titles):
+        show_fingerprint(ax, fp if gamma is None else fp**gamma, title)
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(ax, counts: dict, title: str = "") -> None:
+    """Bar chart of {set name: counts per class}."""
+    names = list(counts)
+    classes = list(next(iter(counts.values())).keys())
+    width = 0.8 / len(names)
+    x = np.arange(len(classes))
+    for k, name in enumerate(names):
+        ax.bar(x + k * width, [counts[name][c] for c in classes], width, label=name)
+    ax.set_xticks(x + 0.4 - width / 2, classes)
+    ax.set_ylabel("structures")
+    ax.set_title(title)
+    ax.legend(fontsize=8)

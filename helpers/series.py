@@ -1,0 +1,110 @@
+"""Run the notebook series in numeric order with papermill, timing each notebook.
+
+``python -m helpers.series`` runs every notebook in notebooks/ at its default (full) size and writes
+executed copies to executed/ (never over the sources), plus executed/timings.json with each
+notebook's wall time and the peak memory (sum of the proportional set sizes of the kernel and its
+worker processes, sampled every 0.25 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import config
+
+_NUMBERED = re.compile(r"^(\d+)_.+\.ipynb$")
+
+
+def notebooks(directory: Path | None = None) -> list:
+    """The numbered notebooks of the series, in numeric order."""
+    directory = Path(directory or config.NOTEBOOKS_DIR)
+    found = [p for p in directory.iterdir() if _NUMBERED.match(p.name)]
+    return sorted(found, key=lambda p: int(_NUMBERED.match(p.name).group(1)))
+
+
+class PeakMemory:
+    """Peak of the summed PSS (or RSS where PSS is unavailable) of this process's descendants."""
+
+    def __init__(self, interval: float = 0.25):
+        import psutil
+
+        self._psutil = psutil
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        total = 0
+        for proc in self._psutil.Process().children(recursive=True):
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
+               kernel_name: str = "python3", log=print) -> list:
+    """Execute the notebooks in order; ``parameters`` maps a notebook's stem to its papermill
+    parameters. Returns one record per notebook (name, seconds, peak memory in GiB, output path)."""
+    import papermill
+
+    output_dir = Path(output_dir or config.executed_dir())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    parameters = parameters or {}
+    records = []
+    for notebook in notebooks():
+        if only and not any(notebook.name.startswith(o) for o in only):
+            continue
+        out = output_dir / notebook.name
+        params = parameters.get(notebook.stem, {})
+        log(f"running {notebook.name} {params or '(defaults)'} -> {out}")
+        start = time.perf_counter()
+        with PeakMemory() as memory:
+            papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
+                                       cwd=str(notebook.parent), progress_bar=False)
+        record = {"notebook": notebook.name, "seconds": round(time.perf_counter() - start, 1),
+                  "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out)}
+        records.append(record)
+        log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
+    total = {"seconds": round(sum(r["seconds"] for r in records), 1),
+             "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
+    tmp = output_dir / ".timings.json.tmp"
+    tmp.write_text(json.dumps({"notebooks": records, "total": total}, indent=2))
+    os.replace(tmp, output_dir / "timings.json")
+    log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
+    return records
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=None, help="folder for executed notebooks")
+    parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
+    args = parser.parse_args(argv)
+    run_series(args.output, only=args.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
