@@ -1,0 +1,35 @@
+# Set-up is part of every target: the virtual environment .venv is created and the project
+# installed (editable, with test extras) the first time, and again when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env run test bench lab clean-data
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+## run: every notebook of the series, in order, at the default (paper) size -> executed/
+run: $(STAMP)
+	$(BIN)/python -m helpers.series
+
+## test: unit tests and every notebook through papermill with small parameters
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: fingerprint speed against the complex128 reference, measured in the same run
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fingerprint.py
+
+## lab: open the series in JupyterLab
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean-data:
+	rm -rf data/*.npz figures/*.png executed/

@@ -1,0 +1,94 @@
+"""Fingerprint speed: the fast batch path against the complex128 reference, measured in the same run.
+
+Structures: prepared ~256-atom supercells of all seven classes (random rotations, 216-270 atoms), half
+of them displaced (sigma = 2 % of the NN distance); no vacancies, which would lower the atom count. Timed:
+everything `diffraction_fingerprints` does (checks, NN scaling, six patterns, form factors, solid angle,
+mask, normalisation), including starting its worker processes. Target: >= 200 structures/s on this
+2-core machine.
+
+    make bench                      # or: .venv/bin/python benchmarks/bench_fingerprint.py --n 600
+"""
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from helpers import defects, structures
+from helpers.fingerprint import diffraction_fingerprint, diffraction_fingerprints
+from helpers.parallel import default_n_jobs
+
+TARGET = 200.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_reference():
+    spec = importlib.util.spec_from_file_location("reference_fingerprint", ROOT / "tests" / "reference_fingerprint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_fingerprint
+
+
+def make_structures(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        parent = structures.draw_parents(structures.CLASSES[i % 7], 1, "train", seed, 0.2, rng)[0]
+        atoms = structures.prepared_parent(parent, rng)
+        if i % 2:
+            atoms = defects.displacements(atoms, 0.02, rng, nn_distance=parent.nn_distance)
+        out.append(atoms)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=600, help="structures for the fast path")
+    parser.add_argument("--n-reference", type=int, default=7, help="structures for the reference")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast path (median reported)")
+    args = parser.parse_args()
+
+    atoms = make_structures(args.n)
+    n_atoms = np.array([len(a) for a in atoms])
+    print(f"{args.n} structures, {n_atoms.min()}-{n_atoms.max()} atoms (mean {n_atoms.mean():.0f}), "
+          f"{default_n_jobs()} cores")
+
+    diffraction_fingerprints(atoms[:40], progress=False)  # warm caches (form factors, orbits)
+    runs = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        fast = diffraction_fingerprints(atoms, progress=False)
+        runs.append(args.n / (time.perf_counter() - start))
+    rate = float(np.median(runs))
+
+    start = time.perf_counter()
+    single = [diffraction_fingerprint(a) for a in atoms[:100]]
+    single_rate = 100 / (time.perf_counter() - start)
+
+    reference = load_reference()
+    start = time.perf_counter()
+    slow = [reference(a) for a in atoms[: args.n_reference]]
+    ref_rate = args.n_reference / (time.perf_counter() - start)
+    worst = max(float(np.max(np.abs(f - s))) for f, s in zip(fast, slow))
+
+    result = {
+        "fast_structures_per_s": round(rate, 1), "fast_runs": [round(r, 1) for r in runs],
+        "one_process_structures_per_s": round(single_rate, 1),
+        "reference_structures_per_s": round(ref_rate, 2), "ratio_fast_to_reference": round(rate / ref_rate, 1),
+        "max_abs_difference_to_reference": worst, "target_structures_per_s": TARGET,
+        "target_met": rate >= TARGET,
+    }
+    print(f"fast path ({default_n_jobs()} processes): {rate:7.1f} structures/s median  (runs: "
+          f"{', '.join(f'{r:.1f}' for r in runs)})")
+    print(f"fast path (one process)     : {single_rate:7.1f} structures/s")
+    print(f"complex128 reference        : {ref_rate:7.2f} structures/s")
+    print(f"ratio fast / reference      : {rate / ref_rate:7.1f}x")
+    print(f"max |fast - reference|      : {worst:.2e} on {args.n_reference} structures")
+    print(f"target >= {TARGET:.0f} structures/s  : {'met' if rate >= TARGET else 'NOT met'}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
