@@ -5,10 +5,12 @@ import numpy as np
 
 
 def plot_structure(ax, atoms, title: str = "", rotation: str = "15x,25y,0z", radius: float = 0.35) -> None:
-    """Draw a structure with ASE (atoms as discs, cell outline)."""
+    """Draw a structure with ASE: atoms as discs of ``radius`` times the nearest-neighbour distance
+    (0.5 would touch), cell outline."""
     from ase.visualize.plot import plot_atoms
 
-    plot_atoms(atoms, ax, rotation=rotation, radii=radius * _nn(atoms), show_unit_cell=2)
+    # a float ``radii`` would scale ASE's covalent radii; a list gives the radii in Angstrom
+    plot_atoms(atoms, ax, rotation=rotation, radii=[radius * _nn(atoms)] * len(atoms), show_unit_cell=2)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 
