@@ -103,8 +103,8 @@ def _require(path: Path, notebook: str) -> None:
 
 # ---- structure sets ----------------------------------------------------------------------------
 @dataclass
-class StructureSet:
-    """A stored data set of prepared structures and their labels."""
+class StoredSet:
+    """Arrays of one data file, its JSON metadata, and the data set's name."""
 
     name: str
     arrays: dict
@@ -119,6 +119,10 @@ class StructureSet:
     @property
     def class_names(self) -> list:
         return [str(c) for c in self.arrays["class_names"]]
+
+
+class StructureSet(StoredSet):
+    """A stored data set of prepared structures and their labels."""
 
     def atoms(self, i: int) -> Atoms:
         n = int(self.arrays["n_atoms"][i])
@@ -270,19 +274,8 @@ def save_structure_set(dataset: StructureSet) -> Path:
 
 
 # ---- fingerprint sets --------------------------------------------------------------------------
-@dataclass
-class FingerprintSet:
+class FingerprintSet(StoredSet):
     """Fingerprints X (n, 64, 64, 3) of a structure set, with its labels and descriptors."""
-
-    name: str
-    arrays: dict
-    meta: dict
-
-    def __len__(self) -> int:
-        return len(self.arrays["label"])
-
-    def __getitem__(self, key):
-        return self.arrays[key]
 
     @property
     def X(self) -> np.ndarray:
@@ -291,10 +284,6 @@ class FingerprintSet:
     @property
     def y(self) -> np.ndarray:
         return self.arrays["label"]
-
-    @property
-    def class_names(self) -> list:
-        return [str(c) for c in self.arrays["class_names"]]
 
 
 _CARRIED = ("label", "class_names", "element", "prototype", "spacegroup", "group", "parent", "defect",

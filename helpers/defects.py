@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from .fingerprint import nearest_neighbour_distances
+from .fingerprint import mean_nearest_neighbour_distance
 
 
 def vacancies(atoms: Atoms, fraction: float, rng: np.random.Generator) -> Atoms:
@@ -29,7 +29,7 @@ def displacements(atoms: Atoms, sigma: float, rng: np.random.Generator,
     if not sigma >= 0.0:
         raise ValueError(f"sigma must be >= 0 (a fraction of the nearest-neighbour distance), got {sigma}")
     if nn_distance is None:
-        nn_distance = float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
+        nn_distance = mean_nearest_neighbour_distance(atoms)
     out = atoms.copy()
     out.positions = atoms.positions + rng.normal(0.0, sigma * nn_distance, size=(len(atoms), 3))
     return out

@@ -237,7 +237,8 @@ def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray) -> np.n
 
 
 def mean_nearest_neighbour_distance(atoms: Atoms) -> float:
-    """Average over atoms of the distance to the nearest neighbour (periodic), in Angstrom."""
+    """Average over atoms of the distance to the nearest neighbour (periodic), in Angstrom: the
+    length the fingerprint scales to 1 Angstrom and displacements are measured in."""
     return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
 
 
@@ -245,7 +246,7 @@ def _prepared(atoms: Atoms):
     """Checked, scaled (mean NN distance 1 Angstrom) and centred positions, plus species."""
     check_structure(atoms)
     pos = np.asarray(atoms.positions, dtype=np.float64)
-    scale = TARGET_NN_DISTANCE / float(np.mean(nearest_neighbour_distances(pos, atoms.cell[:])))
+    scale = TARGET_NN_DISTANCE / mean_nearest_neighbour_distance(atoms)
     pos = (pos - pos.mean(axis=0)) * scale
     return pos, np.asarray(atoms.numbers)
 

@@ -24,7 +24,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.spacegroup import crystal
 
-from .fingerprint import nearest_neighbour_distances
+from .fingerprint import mean_nearest_neighbour_distance as mean_nn
 
 try:  # spglib >= 2.7: raise exceptions instead of returning None (the default from spglib 3)
     spglib.error.OLD_ERROR_HANDLING = False
@@ -138,13 +138,6 @@ PROTOTYPES = {p.name: p for p in (
 CLASS_PROTOTYPES = {c: tuple(p.name for p in PROTOTYPES.values() if p.class_name == c) for c in CLASSES}
 
 
-def class_index(class_name: str) -> int:
-    try:
-        return CLASSES.index(class_name)
-    except ValueError:
-        raise ValueError(f"unknown class {class_name!r}; the classes are {', '.join(CLASSES)}") from None
-
-
 @lru_cache(maxsize=None)
 def reference_nn_distance(element: str) -> float:
     """The element's nearest-neighbour distance in its own solid (ASE reference state), else twice its
@@ -162,10 +155,6 @@ def reference_nn_distance(element: str) -> float:
         c = a * state.get("c/a", math.sqrt(8 / 3))
         return min(a, math.sqrt(a * a / 3 + c * c / 4))
     return 2.0 * float(covalent_radii[z])
-
-
-def mean_nn(atoms: Atoms) -> float:
-    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
 
 
 def space_group(atoms: Atoms, symprec: float = 1e-3) -> int:
