@@ -17,8 +17,8 @@ def default_n_jobs() -> int:
 
 def _context():
     """Workers start from a clean forkserver process where the platform has one: forking a Jupyter
-    kernel directly copies its messaging threads and sockets, which can leave papermill waiting
-    for a reply that never comes. The server imports the helpers once, so workers start fast."""
+    kernel directly would copy a process that runs several threads (its messaging), which Python
+    warns is unsafe. The server imports the helpers once, so workers still start fast."""
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")

@@ -10,15 +10,12 @@ def plot_structure(ax, atoms, title: str = "", rotation: str = "15x,25y,0z", rad
     from ase.visualize.plot import plot_atoms
 
     # a float ``radii`` would scale ASE's covalent radii; a list gives the radii in Angstrom
-    plot_atoms(atoms, ax, rotation=rotation, radii=[radius * _nn(atoms)] * len(atoms), show_unit_cell=2)
+    from .fingerprint import mean_nearest_neighbour_distance
+
+    nn = mean_nearest_neighbour_distance(atoms) if len(atoms) > 1 else 1.0
+    plot_atoms(atoms, ax, rotation=rotation, radii=[radius * nn] * len(atoms), show_unit_cell=2)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
-
-
-def _nn(atoms) -> float:
-    from .fingerprint import nearest_neighbour_distances
-
-    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:]))) if len(atoms) > 1 else 1.0
 
 
 def show_fingerprint(ax, fingerprint: np.ndarray, title: str = "") -> None:
@@ -56,3 +53,15 @@ def class_counts(ax, counts: dict, title: str = "") -> None:
     ax.set_ylabel("structures")
     ax.set_title(title)
     ax.legend(fontsize=8)
+
+
+def to_png(fig, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (closed afterwards), e.g. for an ipywidgets Image."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
