@@ -146,20 +146,18 @@ def rotation_matrix(axis: str, degrees: float) -> np.ndarray:
 
 
 # ---- form factors ----------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _form_factor_on_orbits(z: int) -> np.ndarray:
-    import xraydb
-
-    qnorm = _orbits()["qnorm"]
-    return np.asarray(xraydb.f0(chemical_symbols[z], qnorm / (4.0 * math.pi)), dtype=np.float64)
-
-
 def form_factor(element: str | int, qnorm: np.ndarray) -> np.ndarray:
     """X-ray atomic form factor f0 at |q| (1/Angstrom): xraydb takes sin(theta)/lambda = |q| / 4 pi."""
     import xraydb
 
     symbol = chemical_symbols[element] if isinstance(element, (int, np.integer)) else element
     return np.asarray(xraydb.f0(symbol, np.asarray(qnorm) / (4.0 * math.pi)), dtype=np.float64)
+
+
+@lru_cache(maxsize=None)
+def _form_factor_on_orbits(z: int) -> np.ndarray:
+    """f0 of element z at the |q| of each D4 orbit (for structures of several species)."""
+    return form_factor(z, _orbits()["qnorm"])
 
 
 # ---- input checks and scaling ----------------------------------------------------------------
