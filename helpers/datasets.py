@@ -156,7 +156,7 @@ def _record(atoms: Atoms, defect: str, level: float, parent: structures.Parent, 
 
 
 def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_fraction: float,
-                 displacement_sigma: float) -> list:
+                 displacement_sigma: float, orientation: str = "random") -> list:
     """Worker: prepared supercells (and defective copies for test parents); None for a parent whose
     pristine space group is not its prototype's (dropped)."""
     out = []
@@ -165,7 +165,7 @@ def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_f
             out.append(None)
             continue
         rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw])
-        atoms = structures.prepared_parent(parent, rng, target_atoms=target_atoms)
+        atoms = structures.prepared_parent(parent, rng, target_atoms=target_atoms, orientation=orientation)
         records = [(atoms, "none", 0.0)]
         if side == "test":
             vac_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 1])
@@ -209,22 +209,26 @@ def _pack(records: list, class_names: list) -> dict:
 def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,
-                            n_jobs: int | None = None, progress: bool = True) -> dict:
+                            n_jobs: int | None = None, progress: bool = True, orientation: str = "random") -> dict:
     """Build the four structure sets of notebook 01 (balanced classes, held-out test groups).
 
     Returns {name: StructureSet} for ``STRUCTURE_SETS``. Everything is drawn from ``seed``; the
-    result does not depend on ``n_jobs``.
+    result does not depend on ``n_jobs``. ``orientation`` is "random" (SCIENCE.md: the random rotation
+    survives the standardisation) or "standard" (the paper's alignment, see ``structures.prepare``).
     """
+    if orientation not in structures.ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {structures.ORIENTATIONS}, got {orientation!r}")
     if n_per_class < 1 or n_test_per_class < 1:
         raise ValueError("n_per_class and n_test_per_class must be at least 1")
     if not 32 <= target_atoms <= 4096:
         raise ValueError(f"target_atoms must be between 32 and 4096, got {target_atoms}")
     params = {"n_per_class": int(n_per_class), "n_test_per_class": int(n_test_per_class), "seed": int(seed),
               "target_atoms": int(target_atoms), "vacancy_fraction": float(vacancy_fraction),
-              "displacement_sigma": float(displacement_sigma), "test_fraction": float(test_fraction)}
+              "displacement_sigma": float(displacement_sigma), "test_fraction": float(test_fraction),
+              "orientation": orientation}
     class_names = list(structures.CLASSES)
     build = partial(_build_chunk, seed=seed, target_atoms=target_atoms, vacancy_fraction=vacancy_fraction,
-                    displacement_sigma=displacement_sigma)
+                    displacement_sigma=displacement_sigma, orientation=orientation)
     kept = {"train": [], "test": []}
     dropped = {side: {c: 0 for c in class_names} for side in kept}
     for side, wanted in (("train", n_per_class), ("test", n_test_per_class)):

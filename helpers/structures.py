@@ -245,6 +245,9 @@ def draw_parents(class_name: str, n: int, side: str, seed: int, test_fraction: f
 
 
 # ---- preparation -----------------------------------------------------------------------------
+ORIENTATIONS = ("random", "standard")
+
+
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """Rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
     w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
@@ -262,11 +265,12 @@ def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
     return out
 
 
-def standard_conventional_cell(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
-    """spglib's standard conventional cell, keeping the structure's orientation (no_idealize)."""
+def standard_conventional_cell(atoms: Atoms, symprec: float = 1e-3, idealize: bool = False) -> Atoms:
+    """spglib's standard conventional cell, keeping the structure's orientation (no_idealize), or,
+    with ``idealize=True``, turned into spglib's standard orientation (the paper's alignment)."""
     cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
     try:
-        result = spglib.standardize_cell(cell, to_primitive=False, no_idealize=True, symprec=symprec)
+        result = spglib.standardize_cell(cell, to_primitive=False, no_idealize=not idealize, symprec=symprec)
     except spglib.error.SpglibError as exc:
         result = None
         reason = str(exc)
@@ -296,10 +300,18 @@ def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum
 
 
 def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, symprec: float = 1e-3,
-            rotation: np.ndarray | None = None) -> Atoms:
-    """SCIENCE.md steps 1-3: random rotation, standard conventional cell, ~target_atoms supercell."""
+            rotation: np.ndarray | None = None, orientation: str = "random") -> Atoms:
+    """SCIENCE.md steps 1-3: random rotation, standard conventional cell, ~target_atoms supercell.
+
+    ``orientation="random"`` (SCIENCE.md) keeps the random orientation through the standardisation;
+    ``"standard"`` lets spglib rotate the cell into its standard orientation, as the paper's pipeline
+    did, so that every crystal of a prototype is seen along the same axes.
+    """
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
     rotation = random_rotation(rng) if rotation is None else rotation
-    conventional = standard_conventional_cell(rotate(atoms, rotation), symprec=symprec)
+    conventional = standard_conventional_cell(rotate(atoms, rotation), symprec=symprec,
+                                              idealize=orientation == "standard")
     return conventional.repeat(supercell_repeats(conventional.cell[:], len(conventional), target_atoms))
 
 
@@ -318,6 +330,7 @@ def example_structure(class_name: str, element: str | None = None, rng: np.rando
 
 
 def prepared_parent(parent: Parent, rng: np.random.Generator, target_atoms: int = 256,
-                    rotation: np.ndarray | None = None) -> Atoms:
+                    rotation: np.ndarray | None = None, orientation: str = "random") -> Atoms:
     """``prepare`` applied to a parent's pristine conventional cell (rotation drawn from ``rng``)."""
-    return prepare(parent.conventional_cell(), rng, target_atoms=target_atoms, rotation=rotation)
+    return prepare(parent.conventional_cell(), rng, target_atoms=target_atoms, rotation=rotation,
+                   orientation=orientation)
