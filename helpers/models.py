@@ -1,0 +1,353 @@
+"""The convolutional network of the paper (report Table 1), its training, storage and Monte-Carlo
+dropout uncertainty (notebook 03).
+
+Everything here is plain Keras 3 (``import keras``): TensorFlow is the default backend, and
+``KERAS_BACKEND=jax`` or ``KERAS_BACKEND=torch`` run the same code. The only backend-specific lines
+are in :func:`describe_device`, which says what the training runs on.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .datasets import StaleDataError, file_sha256, package_versions
+from .fingerprint import FINGERPRINT_PARAMS, SHAPE
+from .structures import CLASSES
+
+MODEL_FILE = "cnn_model.keras"
+META_FILE = "cnn_model.json"
+NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
+TRAINING_FLOP_FACTOR = 3.0  # a training step ~ forward + gradients w.r.t. inputs and weights = 3 x forward
+
+
+def keras_module():
+    import keras
+
+    return keras
+
+
+def build_model(n_classes: int = len(CLASSES), input_shape: tuple = SHAPE, seed: int | None = None,
+                dropout: float = 0.25):
+    """Report Table 1: conv 7x7 x32, x32 -> max-pool 2 -> conv 7x7 x16, x16 -> max-pool 2 ->
+    conv 7x7 x8, x8 -> flatten -> dense 128 (ReLU) + dropout 0.25 -> batch norm -> dense softmax.
+    ReLU after every convolution ('same' padding), which the course report forgot."""
+    keras = keras_module()
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    L = keras.layers
+    conv = lambda n, name: L.Conv2D(n, 7, padding="same", activation="relu", name=name)  # noqa: E731
+    model = keras.Sequential([
+        keras.Input(shape=tuple(input_shape), name="fingerprint"),
+        conv(32, "conv1"), conv(32, "conv2"), L.MaxPooling2D(2, name="pool1"),
+        conv(16, "conv3"), conv(16, "conv4"), L.MaxPooling2D(2, name="pool2"),
+        conv(8, "conv5"), conv(8, "conv6"),
+        L.Flatten(name="flatten"),
+        L.Dense(128, activation="relu", name="dense"),
+        L.Dropout(dropout, seed=seed, name="dropout"),
+        L.BatchNormalization(name="batch_norm"),
+        L.Dense(n_classes, activation="softmax", name="softmax"),
+    ], name="ziletti_cnn")
+    return model
+
+
+def forward_flop(model) -> float:
+    """Floating-point operations of one forward pass of one input (2 per multiply-add; convolution
+    and dense layers, which are all but a fraction of a percent of the cost)."""
+    total = 0.0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2.0 * h * w * cout * kh * kw * cin
+        elif kind == "Dense":
+            cin, cout = layer.kernel.shape
+            total += 2.0 * cin * cout
+    return total
+
+
+def describe_device() -> str:
+    """Which backend and device Keras trains on, in words (GPU when one is visible, CPU otherwise)."""
+    keras = keras_module()
+    backend = keras.backend.backend()
+    gpus = []
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        elif backend == "jax":
+            import jax
+
+            gpus = [str(d) for d in jax.devices() if d.platform == "gpu"]
+    except Exception as exc:  # the device query itself must never stop training
+        return f"Keras {keras.__version__}, backend {backend} (device query failed: {exc})"
+    where = f"GPU: {', '.join(gpus)}" if gpus else f"CPU ({os.cpu_count()} cores visible)"
+    return f"Keras {keras.__version__}, backend {backend}, training on {where}"
+
+
+# ---- training ---------------------------------------------------------------------------------
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple:
+    """Indices (train, validation) with ``fraction`` of every class in validation (at least one
+    sample of a class that has two or more)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng([seed, 5])
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val = int(round(fraction * len(idx)))
+        n_val = min(max(n_val, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _callbacks(n_batches: int, epochs: int, progress: bool):
+    keras = keras_module()
+
+    class KeepBest(keras.callbacks.Callback):
+        """Remember the weights of the epoch with the best validation accuracy (the first one on a
+        tie) and put them back when training ends; also time every epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.weights, self.seconds = -np.inf, -1, None, []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._t0)
+            acc = float((logs or {}).get("val_accuracy", -np.inf))
+            if acc > self.best:
+                self.best, self.best_epoch, self.weights = acc, epoch, self.model.get_weights()
+
+        def on_train_end(self, logs=None):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    class Bar(keras.callbacks.Callback):
+        """One tqdm bar over all batches of all epochs, with the latest loss and accuracy."""
+
+        def on_train_begin(self, logs=None):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n_batches * epochs, desc="training", unit="batch", disable=not progress)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix(epoch=epoch + 1, loss=f"{logs.get('loss', np.nan):.4f}",
+                                 val_acc=f"{logs.get('val_accuracy', np.nan):.4f}")
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return KeepBest(), Bar()
+
+
+def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
+          validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0):
+    """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
+    validation split, the epoch with the best validation accuracy kept.
+
+    Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds per epoch and the
+    validation indices.
+    """
+    keras = keras_module()
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    if X.ndim != 4 or X.shape[1:] != SHAPE:
+        raise ValueError(f"fingerprints must have shape (n, {', '.join(map(str, SHAPE))}), got {X.shape}")
+    if len(y) != len(X):
+        raise ValueError(f"{len(X)} fingerprints but {len(y)} labels")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    n_classes = len(CLASSES)
+    train_idx, val_idx = stratified_split(y, validation_fraction, seed)
+    model = build_model(n_classes, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    onehot = np.eye(n_classes, dtype=np.float32)
+    keep, bar = _callbacks(math.ceil(len(train_idx) / batch_size), epochs, progress)
+    history = model.fit(X[train_idx], onehot[y[train_idx]], batch_size=batch_size, epochs=epochs,
+                        validation_data=(X[val_idx], onehot[y[val_idx]]), shuffle=True,
+                        callbacks=[keep, bar], verbose=verbose)
+    info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "best_epoch": int(keep.best_epoch) + 1, "best_val_accuracy": float(keep.best),
+            "seconds_per_epoch": [float(s) for s in keep.seconds], "n_train": int(len(train_idx)),
+            "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
+            "batch_size": int(batch_size), "learning_rate": float(learning_rate),
+            "validation_fraction": float(validation_fraction), "seed": int(seed)}
+    return model, info
+
+
+def predict_proba(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 4 or X.shape[1:] != SHAPE:
+        raise ValueError(f"fingerprints must have shape (n, {', '.join(map(str, SHAPE))}), got {X.shape}")
+    if len(X) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
+
+
+# ---- storage ----------------------------------------------------------------------------------
+def model_paths(directory: Path | None = None) -> tuple:
+    directory = Path(directory) if directory is not None else config.data_dir()
+    return directory / MODEL_FILE, directory / META_FILE
+
+
+def save_model(model, info: dict, directory: Path | None = None, extra: dict | None = None) -> Path:
+    """Write the model (.keras) and, beside it, a JSON file with what is needed to use it again:
+    class names, fingerprint parameters, package versions, training parameters and results, and
+    the model file's SHA-256. Both are written to temporary files and renamed."""
+    keras = keras_module()
+    path, meta_path = model_paths(directory)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # Keras wants the .keras suffix
+    model.save(tmp)
+    meta = {"kind": "cnn_model", "class_names": list(CLASSES), "fingerprint": FINGERPRINT_PARAMS,
+            "input_shape": list(SHAPE), "keras_backend": keras.backend.backend(),
+            "versions": {**package_versions(), "keras": keras.__version__},
+            "training": {k: v for k, v in info.items() if k != "validation_index"},
+            "model_sha256": file_sha256(tmp), **(extra or {})}
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    os.replace(tmp_meta, meta_path)
+    return path
+
+
+def load_model(directory: Path | None = None):
+    """The model that notebook 03 saved and its metadata; stops with a message naming 03 when there
+    is none, or when it was made for other fingerprint parameters or classes."""
+    keras = keras_module()
+    path, meta_path = model_paths(directory)
+    if not path.exists() or not meta_path.exists():
+        raise FileNotFoundError(f"no trained model at {path}: run {NOTEBOOK_03} first (or pass a model).")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("model_sha256") != file_sha256(path):
+        raise StaleDataError(f"{path} does not match {meta_path.name} (one was rewritten without the "
+                             f"other); rerun {NOTEBOOK_03}.")
+    if meta.get("fingerprint") != json.loads(json.dumps(FINGERPRINT_PARAMS)):
+        raise StaleDataError(f"{path} was trained on fingerprints with other parameters than this version "
+                             f"of helpers.fingerprint computes; rerun notebooks 02 and {NOTEBOOK_03}.")
+    if meta.get("class_names") != list(CLASSES):
+        raise StaleDataError(f"{path} predicts classes {meta.get('class_names')}, not {list(CLASSES)}; "
+                             f"rerun {NOTEBOOK_03}.")
+    return keras.saving.load_model(path), meta
+
+
+def check_trained_on(meta: dict, expect: dict) -> None:
+    """Stop when the saved model was trained on data made with other parameters than ``expect``."""
+    made = meta.get("data", {}).get("params", {})
+    for key, wanted in expect.items():
+        if made.get(key, wanted) != wanted:
+            raise StaleDataError(f"the saved model was trained on data made with {key}={made[key]!r}, but this "
+                                 f"notebook asks for {key}={wanted!r}: rerun notebooks 01-03 with `-p {key} {wanted}`, "
+                                 f"or set {key} = {made[key]!r} here")
+
+
+# ---- Monte-Carlo dropout ----------------------------------------------------------------------
+def _head(model) -> dict:
+    """Weights of the layers after the dense-128 features: dropout rate, batch norm, softmax."""
+    gamma, beta, mean, var = model.get_layer("batch_norm").get_weights()
+    eps = model.get_layer("batch_norm").epsilon
+    W, b = model.get_layer("softmax").get_weights()
+    return {"rate": float(model.get_layer("dropout").rate), "scale": gamma / np.sqrt(var + eps),
+            "shift": beta - mean * gamma / np.sqrt(var + eps), "W": W, "b": b}
+
+
+def dense_features(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Output of the dense-128 layer (after its ReLU), the input of dropout."""
+    keras = keras_module()
+    sub = keras.Model(model.inputs[0], model.get_layer("dense").output)
+    return np.asarray(sub.predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0), np.float64)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def mc_dropout_samples(model, X: np.ndarray, n_samples: int = 50, seed: int = 0, rate: float | None = None,
+                       features: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities of ``n_samples`` stochastic forward passes, shape (n_samples, n, classes).
+
+    Dropout is the only random layer and sits after every convolution, so the convolutions run once
+    and each pass redraws only the dropout mask (inverted dropout, as Keras trains it) before the
+    batch norm (inference statistics) and the softmax layer. ``rate=0`` gives the deterministic
+    prediction of ``model.predict``.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    H = dense_features(model, X) if features is None else np.asarray(features, np.float64)
+    head = _head(model)
+    rate = head["rate"] if rate is None else float(rate)
+    rng = np.random.default_rng([seed, 7])
+    out = np.empty((n_samples, len(H), head["W"].shape[1]))
+    for t in range(n_samples):
+        # One mask per pass, shared by all inputs: an input's result then does not depend on what else
+        # is in the batch or where it stands in it (per input, the passes are still independent draws).
+        keep = rng.random(H.shape[1]) >= rate
+        Z = (H * keep / (1.0 - rate)) * head["scale"] + head["shift"]
+        out[t] = _softmax(Z @ head["W"] + head["b"])
+    return out
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -np.sum(p * np.log(np.clip(p, 1e-12, 1.0)), axis=-1)
+
+
+def uncertainty(samples: np.ndarray) -> dict:
+    """Mean probability, predictive entropy H[E p] and mutual information H[E p] - E H[p] (the part
+    of the entropy that comes from the model's uncertainty) over the MC-dropout samples, in nats.
+    Both lie in [0, ln(number of classes)]."""
+    mean = samples.mean(axis=0)
+    entropy = _entropy(mean)
+    mutual_information = np.maximum(entropy - _entropy(samples).mean(axis=0), 0.0)
+    return {"mean_probability": mean, "predictive_entropy": entropy, "mutual_information": mutual_information}
+
+
+def mc_dropout(model, X: np.ndarray, n_samples: int = 50, seed: int = 0) -> dict:
+    """:func:`uncertainty` of :func:`mc_dropout_samples`, the class predicted by the mean
+    (``predicted``), and the deterministic probabilities of ``model.predict`` (``probability``),
+    all from one pass through the convolutions."""
+    features = dense_features(model, X)
+    out = uncertainty(mc_dropout_samples(model, X, n_samples=n_samples, seed=seed, features=features))
+    out["predicted"] = out["mean_probability"].argmax(axis=1)
+    out["probability"] = mc_dropout_samples(model, X, n_samples=1, rate=0.0, features=features)[0]
+    return out
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
+    m = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return m
+
+
+def precision_recall(matrix: np.ndarray):
+    """Per-class precision and recall from a confusion matrix (rows true, columns predicted); NaN
+    where a class was never predicted / never present."""
+    tp = np.diag(matrix).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = tp / matrix.sum(axis=0)
+        recall = tp / matrix.sum(axis=1)
+    return precision, recall
+

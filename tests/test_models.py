@@ -1,0 +1,134 @@
+"""The CNN of report Table 1, its training loop, storage and Monte-Carlo dropout."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from helpers import models
+from helpers.datasets import StaleDataError
+from helpers.structures import CLASSES
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.build_model(seed=0)
+
+
+def test_architecture_is_report_table_1(model):
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert [l.filters for l in convs] == [32, 32, 16, 16, 8, 8]
+    assert all(l.kernel_size == (7, 7) and l.padding == "same" for l in convs)
+    # the course report's convolutions had no activation; ours all have ReLU
+    assert all(l.activation.__name__ == "relu" for l in convs)
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Conv2D", "Conv2D",
+                     "Flatten", "Dense", "Dropout", "BatchNormalization", "Dense"]
+    assert model.get_layer("dense").units == 128 and model.get_layer("dense").activation.__name__ == "relu"
+    assert model.get_layer("dropout").rate == 0.25
+    assert model.output_shape == (None, len(CLASSES))
+    assert model.count_params() == 365_719
+
+
+def test_forward_cost_matches_the_layer_shapes(model):
+    # conv: 2 * H * W * C_out * 7 * 7 * C_in; dense: 2 * in * out
+    expected = 2 * (64 * 64 * 32 * 49 * 3 + 64 * 64 * 32 * 49 * 32 + 32 * 32 * 16 * 49 * 32
+                    + 32 * 32 * 16 * 49 * 16 + 16 * 16 * 8 * 49 * 16 + 16 * 16 * 8 * 49 * 8
+                    + 2048 * 128 + 128 * 7)
+    assert models.forward_flop(model) == expected
+    assert 0.52e9 < expected < 0.54e9
+
+
+def test_stratified_split_keeps_every_class():
+    y = np.repeat(np.arange(7), [40, 40, 40, 40, 40, 40, 20])
+    train, val = models.stratified_split(y, 0.05, seed=3)
+    assert not set(train) & set(val) and len(train) + len(val) == len(y)
+    assert np.array_equal(np.bincount(y[val], minlength=7), [2, 2, 2, 2, 2, 2, 1])
+    again = models.stratified_split(y, 0.05, seed=3)
+    assert np.array_equal(val, again[1])
+    assert not np.array_equal(val, models.stratified_split(y, 0.05, seed=4)[1])
+    with pytest.raises(ValueError, match="fraction"):
+        models.stratified_split(y, 1.5, seed=0)
+
+
+def test_mc_dropout_without_dropout_is_model_predict(model):
+    X = np.random.default_rng(0).random((9, 64, 64, 3), dtype=np.float32)
+    p = models.predict_proba(model, X)
+    samples = models.mc_dropout_samples(model, X, n_samples=2, rate=0.0)
+    assert np.allclose(samples[0], p, atol=1e-5) and np.allclose(samples[1], p, atol=1e-5)
+    out = models.mc_dropout(model, X, n_samples=20, seed=1)
+    assert np.allclose(out["probability"], p, atol=1e-5)
+    assert np.allclose(out["mean_probability"].sum(axis=1), 1.0)
+    # with dropout on, the passes differ, and the same seed repeats them
+    noisy = models.mc_dropout_samples(model, X, n_samples=5, seed=1)
+    assert np.abs(noisy - p).max() > 1e-4
+    assert np.array_equal(noisy, models.mc_dropout_samples(model, X, n_samples=5, seed=1))
+
+
+def test_uncertainty_bounds():
+    rng = np.random.default_rng(0)
+    samples = rng.dirichlet(np.ones(7) * 0.3, size=(30, 50))
+    u = models.uncertainty(samples)
+    assert np.all(u["predictive_entropy"] <= math.log(7) + 1e-9) and np.all(u["predictive_entropy"] >= 0)
+    assert np.all(u["mutual_information"] >= 0) and np.all(u["mutual_information"] <= u["predictive_entropy"] + 1e-12)
+    same = np.repeat(samples[:1], 30, axis=0)  # passes that agree: no model uncertainty
+    assert np.allclose(models.uncertainty(same)["mutual_information"], 0.0, atol=1e-12)
+    certain = np.zeros((5, 3, 7))
+    certain[..., 2] = 1.0
+    assert np.allclose(models.uncertainty(certain)["predictive_entropy"], 0.0, atol=1e-9)
+
+
+def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(7), 12)
+    X = rng.random((len(y), 64, 64, 3), dtype=np.float32) * 0.1
+    X[np.arange(len(y)), 20, 5 + 7 * y, y % 3] = 1.0  # one class-specific bright pixel
+    trained, info = models.train(X, y, epochs=3, batch_size=8, seed=0, progress=False)
+    val = np.asarray(info["validation_index"])
+    assert len(val) == 7 and info["n_train"] == len(y) - 7
+    history = info["history"]["val_accuracy"]
+    assert info["best_epoch"] == int(np.argmax(history)) + 1
+    kept = (models.predict_proba(trained, X[val]).argmax(axis=1) == y[val]).mean()
+    assert kept == pytest.approx(info["best_val_accuracy"], abs=1e-6)
+    assert len(info["seconds_per_epoch"]) == 3
+
+    models.save_model(trained, info, directory=tmp_path)
+    loaded, meta = models.load_model(tmp_path)
+    assert meta["class_names"] == list(CLASSES) and meta["training"]["best_epoch"] == info["best_epoch"]
+    assert "keras" in meta["versions"] and meta["fingerprint"]["n_pixels"] == 64
+    assert np.allclose(models.predict_proba(loaded, X[:5]), models.predict_proba(trained, X[:5]), atol=1e-6)
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+    # a model file rewritten without its metadata is refused
+    meta_path = tmp_path / models.META_FILE
+    stale = json.loads(meta_path.read_text())
+    stale["model_sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(stale))
+    with pytest.raises(StaleDataError, match="03_cnn_training"):
+        models.load_model(tmp_path)
+
+
+def test_missing_model_names_notebook_03(tmp_path):
+    with pytest.raises(FileNotFoundError, match="03_cnn_training"):
+        models.load_model(tmp_path)
+
+
+def test_bad_training_input():
+    with pytest.raises(ValueError, match="shape"):
+        models.train(np.zeros((4, 32, 32, 3)), np.zeros(4, int), progress=False)
+    with pytest.raises(ValueError, match="labels"):
+        models.train(np.zeros((4, 64, 64, 3)), np.zeros(3, int), progress=False)
+
+
+def test_confusion_and_precision_recall():
+    m = models.confusion([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], n_classes=3)
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    precision, recall = models.precision_recall(m)
+    assert np.allclose(precision, [0.5, 0.5, 1.0]) and np.allclose(recall, [0.5, 1.0, 2 / 3])
+
+
+def test_check_trained_on():
+    meta = {"data": {"params": {"seed": 1, "n_per_class": 10}}}
+    models.check_trained_on(meta, {"seed": 1, "n_per_class": 10})
+    with pytest.raises(StaleDataError, match="-p seed 2"):
+        models.check_trained_on(meta, {"seed": 2})
