@@ -1,0 +1,54 @@
+"""The CNN-against-spglib comparison: spglib's scoring and the defective copies."""
+import numpy as np
+import pytest
+
+from helpers import datasets, robustness
+
+
+def test_spglib_scoring():
+    assert robustness.spglib_right(166, 166, "hex_rh") and robustness.spglib_right(194, 166, "hex_rh")
+    assert not robustness.spglib_right(12, 194, "hex_rh")
+    assert robustness.spglib_right(225, 225, "fcc") and not robustness.spglib_right(229, 225, "fcc")
+    assert not robustness.spglib_right(0, 229, "bcc")
+
+
+def test_levels_start_pristine():
+    levels = robustness.defect_levels([0.1], [0.02])
+    assert levels == [("none", 0.0), ("vacancies", 0.1), ("displacements", 0.02)]
+    assert len(robustness.defect_levels()) == 1 + 9 + 6
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    sets = datasets.generate_structure_sets(n_per_class=1, n_test_per_class=1, seed=5, n_jobs=1, progress=False)
+    return sets["test_pristine"]
+
+
+def test_spglib_finds_pristine_and_loses_defective(held_out):
+    """SCIENCE.md: spglib recognises every pristine parent and none after 25 % vacancies."""
+    levels = [("none", 0.0), ("vacancies", 0.25), ("displacements", 0.001)]
+    runs = robustness.run_defects(held_out, levels, n_per_class=1, seed=0, n_jobs=1, progress=False)
+    assert runs["X"].shape == (21, 64, 64, 3) and runs["spglib"].shape == (21, 2)
+    per, table = robustness.score(runs, predicted=runs["label"])  # a perfect classifier, for the scoring
+    assert table["n"].tolist() == [7, 7, 7] and table["cnn"].tolist() == [1.0, 1.0, 1.0]
+    pristine = table.iloc[0]
+    assert pristine["spglib_0.001"] == 1.0 and pristine["spglib_0.1"] == 1.0
+    assert table.iloc[1]["spglib_0.001"] == 0.0 and table.iloc[1]["spglib_0.1"] == 0.0
+    # sigma = 0.1 % of the NN distance (about 0.003 A) is inside the loose tolerance of 0.1 A
+    assert table.iloc[2]["spglib_0.1"] == 1.0
+    md = robustness.table_markdown(table)
+    assert md.count("\n") == 5 and "25 % of atoms" in md and "100.00 %" in md
+
+
+def test_defective_copies_are_reproducible(held_out):
+    levels = [("vacancies", 0.1), ("displacements", 0.04)]
+    a = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False)
+    b = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=2, progress=False)
+    c = robustness.run_defects(held_out, levels, n_per_class=1, seed=4, n_jobs=1, progress=False)
+    assert np.array_equal(a["X"], b["X"]) and np.array_equal(a["spglib"], b["spglib"])
+    assert not np.array_equal(a["X"], c["X"])
+
+
+def test_pick_parents():
+    labels = np.array([0, 1, 0, 2, 0, 1])
+    assert robustness.pick_parents(labels, 2).tolist() == [0, 2, 1, 5, 3]
