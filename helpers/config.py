@@ -28,6 +28,36 @@ def figures_dir() -> Path:
     return _dir("CRYSTAL_FIGURES_DIR", ROOT / "figures")
 
 
+def tables_dir() -> Path:
+    """Where tables go (default: <repo>/figures/tables), as CSV and Markdown."""
+    return _dir("CRYSTAL_TABLES_DIR", figures_dir() / "tables")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def markdown_table(table, float_format: str = "{:.4f}") -> str:
+    """A pandas DataFrame as a Markdown table (without the optional tabulate package)."""
+    def cell(v):
+        return float_format.format(v) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(name: str, table, markdown: str | None = None) -> Path:
+    """Write a pandas DataFrame as figures/tables/<name>.csv and <name>.md (``markdown`` replaces the
+    default Markdown rendering), each to a temporary file first, then renamed."""
+    path = tables_dir() / f"{name}.csv"
+    _write_text(path, table.to_csv(index=False))
+    _write_text(path.with_suffix(".md"), markdown if markdown is not None else markdown_table(table))
+    return path
+
+
 def executed_dir() -> Path:
     """Where the series runner puts executed copies of the notebooks (default: <repo>/executed)."""
     return _dir("CRYSTAL_EXECUTED_DIR", ROOT / "executed")

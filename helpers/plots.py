@@ -1,6 +1,8 @@
 """Figures shared by the notebooks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -65,3 +67,31 @@ def to_png(fig, dpi: int = 100) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def keract_figures(draw, activations: dict, prefix: str, **kwargs) -> list:
+    """Run a keract display function (``keract.display_activations`` or ``display_heatmaps``) with
+    ``save=True`` and move its PNGs to figures/<prefix>_<layer>.png (atomic renames). keract modifies
+    the arrays it is given, so it gets copies. Returns the paths, one per layer, in order."""
+    import os
+    import shutil
+    import tempfile
+
+    from . import config
+
+    figures = config.figures_dir()
+    scratch = Path(tempfile.mkdtemp(prefix=".keract-", dir=figures))
+    try:
+        copies = {name: np.array(a, copy=True) for name, a in activations.items()}
+        kwargs = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+        draw(copies, save=True, directory=str(scratch), **kwargs)
+        paths = []
+        for index, name in enumerate(activations):
+            made = scratch / f"{index}_{name.split('/')[0]}.png"
+            if not made.exists():
+                raise RuntimeError(f"keract wrote no figure for layer {name} (it skips inputs of batch size != 1)")
+            paths.append(figures / f"{prefix}_{name}.png")
+            os.replace(made, paths[-1])
+        return paths
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

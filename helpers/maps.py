@@ -1,0 +1,147 @@
+"""Looking into the trained network (notebook 04): layer activations and the paper's attentive
+response maps.
+
+The paper back-projects the strongest activations of a convolutional layer to the input, as a
+deconvnet does (Zeiler & Fergus 2014): going back layer by layer, each convolution is undone by the
+transposed convolution with its trained kernel (biases left out), its ReLU by the switches of the
+forward pass (only where the forward activation was positive does the signal pass), and each max-pool
+by nearest-neighbour up-sampling. The result is an image of the input's shape that shows which
+pixels, i.e. which diffraction peaks, drive those filters. Summed over the top filters of the last
+convolution and averaged over the samples of a class, it gives the class template.
+
+Plain Keras 3 operations (``keras.ops``): any backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fingerprint import SHAPE
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def conv_layer_names(model) -> list:
+    return [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+
+
+def activations(model, X: np.ndarray, layer_names=None, batch_size: int = 64) -> dict:
+    """{layer name: output of that layer} for inputs X (n, 64, 64, 3), from one Keras sub-model.
+
+    (keract 4.5.2's ``get_activations`` fails on Keras 3 models; its display functions take this dict.)
+    """
+    keras = _keras()
+    X = _check_inputs(X)
+    names = list(layer_names) if layer_names is not None else conv_layer_names(model)
+    sub = keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
+    outs = [[] for _ in names]
+    for s in range(0, len(X), batch_size):
+        result = sub(X[s: s + batch_size], training=False)
+        result = result if isinstance(result, (list, tuple)) else [result]
+        for k, r in enumerate(result):
+            outs[k].append(keras.ops.convert_to_numpy(r))
+    return {n: np.concatenate(o) for n, o in zip(names, outs)}
+
+
+def _check_inputs(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape == SHAPE:
+        X = X[None]
+    if X.ndim != 4 or X.shape[1:] != SHAPE:
+        raise ValueError(f"expected fingerprints of shape (n, {', '.join(map(str, SHAPE))}) or one of shape "
+                         f"{SHAPE}, got {X.shape}")
+    return X
+
+
+def _chain(model, layer_name: str) -> list:
+    """The layers from the input up to and including ``layer_name``: convolutions and poolings only."""
+    chain = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "MaxPooling2D"):
+            raise ValueError(f"cannot back-project through {layer.name} ({kind}): choose a convolution "
+                             f"before the flatten layer, one of {conv_layer_names(model)}")
+        chain.append(layer)
+        if layer.name == layer_name:
+            if kind != "Conv2D":
+                raise ValueError(f"{layer_name} is a pooling layer; choose one of {conv_layer_names(model)}")
+            return chain
+    raise ValueError(f"no layer {layer_name!r} in the model; choose one of {conv_layer_names(model)}")
+
+
+def transposed_conv(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Transposed convolution ('same' padding, stride 1) with a Conv2D kernel (kh, kw, c_in, c_out):
+    maps (n, h, w, c_out) back to (n, h, w, c_in). It is the adjoint of the layer's convolution."""
+    keras = _keras()
+    out = keras.ops.conv_transpose(np.asarray(signal, np.float32), np.asarray(kernel, np.float32), strides=1,
+                                   padding="same")
+    return keras.ops.convert_to_numpy(out)
+
+
+def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4,
+                 batch_size: int = 64) -> dict:
+    """Attentive response maps: for every input, the ``top_k`` filters of ``layer_name`` with the
+    strongest activation, each filter's activation map (all other filters zeroed) taken back to
+    the input.
+
+    Returns ``maps`` (n, top_k, 64, 64, 3), ``filters`` (n, top_k) and ``strength`` (n, top_k), the
+    maximum activation of each chosen filter.
+    """
+    X = _check_inputs(X)
+    chain = _chain(model, layer_name)
+    convs = [layer.name for layer in chain if type(layer).__name__ == "Conv2D"]
+    n_filters = chain[-1].filters
+    if not 1 <= top_k <= n_filters:
+        raise ValueError(f"top_k must be between 1 and {n_filters} (the filters of {layer_name}), got {top_k}")
+    kernels = {layer.name: np.asarray(layer.get_weights()[0]) for layer in chain if type(layer).__name__ == "Conv2D"}
+    maps = np.empty((len(X), top_k, *SHAPE), np.float32)
+    filters = np.empty((len(X), top_k), np.int64)
+    strength = np.empty((len(X), top_k), np.float32)
+    per_batch = max(1, batch_size // top_k)
+    for s in range(0, len(X), per_batch):
+        acts = activations(model, X[s: s + per_batch], convs)
+        top = acts[layer_name]  # (b, h, w, c)
+        b = len(top)
+        peak = top.max(axis=(1, 2))
+        chosen = np.argsort(-peak, axis=1, kind="stable")[:, :top_k]
+        filters[s: s + b] = chosen
+        strength[s: s + b] = np.take_along_axis(peak, chosen, axis=1)
+        # One back-projection per (input, filter): the filter's map alone in its channel.
+        signal = np.zeros((b, top_k, *top.shape[1:]), np.float32)
+        for j in range(top_k):
+            signal[np.arange(b), j, :, :, chosen[:, j]] = top[np.arange(b), :, :, chosen[:, j]]
+        signal = signal.reshape(b * top_k, *top.shape[1:])
+        for layer in reversed(chain):
+            if type(layer).__name__ == "Conv2D":
+                switches = np.repeat(acts[layer.name] > 0, top_k, axis=0)
+                signal = transposed_conv(signal * switches, kernels[layer.name])
+            else:  # un-pooling by nearest-neighbour up-sampling
+                p = layer.pool_size
+                signal = np.repeat(np.repeat(signal, p[0], axis=1), p[1], axis=2)
+        maps[s: s + b] = signal.reshape(b, top_k, *SHAPE)
+    return {"maps": maps, "filters": filters, "strength": strength}
+
+
+def class_templates(model, X: np.ndarray, y: np.ndarray, n_classes: int, layer_name: str = "conv6",
+                    top_k: int = 4) -> np.ndarray:
+    """Per class, the back-projections of the top ``top_k`` filters of ``layer_name`` summed over
+    the filters and averaged over the class's samples: (n_classes, 64, 64, 3), NaN for a class
+    without samples."""
+    y = np.asarray(y)
+    maps = back_project(model, X, layer_name, top_k)["maps"].sum(axis=1)
+    out = np.full((n_classes, *SHAPE), np.nan, np.float32)
+    for c in range(n_classes):
+        if np.any(y == c):
+            out[c] = maps[y == c].mean(axis=0)
+    return out
+
+
+def to_image(m: np.ndarray) -> np.ndarray:
+    """A back-projected map for display: its positive part (what raises the activation), scaled to
+    [0, 1] by its own maximum; all zeros when nothing is positive."""
+    m = np.clip(np.asarray(m, np.float64), 0.0, None)
+    top = m.max()
+    return (m / top if top > 0 else m).astype(np.float32)

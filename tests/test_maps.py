@@ -1,0 +1,86 @@
+"""Layer activations and the deconvnet back-projection of notebook 04."""
+import keras
+import numpy as np
+import pytest
+
+from helpers import maps, models
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.build_model(seed=1)
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.default_rng(0)
+    return rng.random((3, 64, 64, 3), dtype=np.float32)
+
+
+def test_transposed_convolution_is_the_adjoint_of_the_convolution():
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(7, 7, 3, 5)).astype(np.float32)
+    x = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+    y = rng.normal(size=(2, 16, 16, 5)).astype(np.float32)
+    conv = keras.ops.convert_to_numpy(keras.ops.conv(x, W, padding="same"))
+    back = maps.transposed_conv(y, W)
+    assert back.shape == x.shape
+    assert np.sum(conv * y) == pytest.approx(np.sum(x * back), rel=1e-4)
+
+
+def test_activations_have_the_layer_shapes(model, X):
+    acts = maps.activations(model, X, ["conv1", "conv3", "conv6"])
+    assert {k: v.shape for k, v in acts.items()} == {"conv1": (3, 64, 64, 32), "conv3": (3, 32, 32, 16),
+                                                     "conv6": (3, 16, 16, 8)}
+    assert all(v.min() >= 0 for v in acts.values())  # after ReLU
+    one = maps.activations(model, X[1], ["conv3"])["conv3"]  # a single fingerprint works too
+    assert np.allclose(one[0], acts["conv3"][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, k", [("conv1", 3), ("conv3", 2), ("conv6", 4)])
+def test_back_projection_shapes_and_order(model, X, layer, k):
+    out = maps.back_project(model, X, layer, top_k=k)
+    assert out["maps"].shape == (3, k, 64, 64, 3)
+    assert out["filters"].shape == (3, k) and out["strength"].shape == (3, k)
+    assert np.all(np.diff(out["strength"], axis=1) <= 0)  # strongest filter first
+    acts = maps.activations(model, X, [layer])[layer]
+    assert np.allclose(out["strength"], np.take_along_axis(acts.max(axis=(1, 2)), out["filters"], axis=1))
+    assert np.isfinite(out["maps"]).all()
+
+
+def test_first_layer_back_projection_is_the_kernel_adjoint(model, X):
+    """For conv1 the map is W1^T applied to the chosen filter's activation alone (its ReLU switch
+    is already in it); check it against the adjoint identity with an independent convolution."""
+    out = maps.back_project(model, X[:1], "conv1", top_k=1)
+    f = int(out["filters"][0, 0])
+    a = maps.activations(model, X[:1], ["conv1"])["conv1"]
+    signal = np.zeros_like(a)
+    signal[..., f] = a[..., f]
+    W = model.get_layer("conv1").get_weights()[0]
+    probe = np.random.default_rng(2).normal(size=X[:1].shape).astype(np.float32)
+    lhs = np.sum(out["maps"][0, 0] * probe[0])
+    rhs = np.sum(keras.ops.convert_to_numpy(keras.ops.conv(probe, W, padding="same")) * signal)
+    assert lhs == pytest.approx(rhs, rel=1e-3)
+
+
+def test_class_templates(model, X):
+    t = maps.class_templates(model, X, np.array([0, 0, 2]), n_classes=3, layer_name="conv6", top_k=2)
+    assert t.shape == (3, 64, 64, 3)
+    assert np.isfinite(t[[0, 2]]).all() and np.isnan(t[1]).all()
+
+
+def test_bad_requests_name_the_fix(model, X):
+    with pytest.raises(ValueError, match="conv1"):
+        maps.back_project(model, X, "dense")
+    with pytest.raises(ValueError, match="pooling"):
+        maps.back_project(model, X, "pool1")
+    with pytest.raises(ValueError, match="top_k"):
+        maps.back_project(model, X, "conv6", top_k=9)
+    with pytest.raises(ValueError, match="shape"):
+        maps.back_project(model, X[:, :32], "conv6")
+
+
+def test_to_image():
+    m = np.array([[-2.0, 1.0], [4.0, 0.0]])
+    assert np.allclose(maps.to_image(m), [[0, 0.25], [1, 0]])
+    assert np.all(maps.to_image(-np.ones((2, 2))) == 0)
