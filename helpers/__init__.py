@@ -7,10 +7,4 @@ uncertainty), ``robustness`` (CNN against spglib on defective crystals), ``class
 structures), ``maps`` (activations and attentive response maps), ``plots`` (figures), ``series``
 (runs the notebooks).
 """
-import os as _os
-
-# TensorFlow's C++ start-up chatter (oneDNN, no CUDA driver, CPU features) fills notebooks with
-# stderr noise; keep its warnings and errors only. Set TF_CPP_MIN_LOG_LEVEL yourself to see more.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 __version__ = "0.1.0"
