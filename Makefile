@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run test bench lab clean-data
+.PHONY: env run test bench bench-train lab clean-data
 
 env: $(STAMP)
 
@@ -27,9 +27,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fingerprint.py
 
+## bench-train: CNN training speed per backend / thread setting against TensorFlow's defaults, same run
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_training.py
+
 ## lab: open the series in JupyterLab
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean-data:
-	rm -rf data/*.npz figures/*.png executed/
+	rm -rf data/*.npz data/cnn_* figures/*.png figures/tables executed/

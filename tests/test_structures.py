@@ -80,6 +80,20 @@ def test_prepare_keeps_the_random_orientation():
     assert not np.allclose(np.abs(atoms.cell[:] / np.linalg.norm(atoms.cell[:], axis=1)[:, None]), np.eye(3), atol=1e-3)
 
 
+def test_standard_orientation_undoes_the_rotation():
+    """orientation='standard' (the paper's alignment): two random rotations of the same parent give
+    the same supercell cell, along spglib's standard axes; the default keeps them apart."""
+    rng = np.random.default_rng(9)
+    parent = structures.draw_parents("bct_141", 1, "train", 0, 0.2, rng)[0]
+    a, b = (structures.prepared_parent(parent, np.random.default_rng(s), orientation="standard") for s in (1, 2))
+    assert np.allclose(a.cell[:], b.cell[:], atol=1e-6)
+    assert np.allclose(a.cell[:] - np.diag(np.diag(a.cell[:])), 0.0, atol=1e-6)  # tetragonal: along x, y, z
+    c, d = (structures.prepared_parent(parent, np.random.default_rng(s)) for s in (1, 2))
+    assert not np.allclose(c.cell[:], d.cell[:], atol=1e-3)
+    with pytest.raises(ValueError, match="orientation"):
+        structures.prepared_parent(parent, rng, orientation="sideways")
+
+
 def test_supercell_repeats():
     cubic = np.eye(3) * 3.6
     assert structures.supercell_repeats(cubic, 4, 256) == (4, 4, 4)
