@@ -66,7 +66,11 @@ def run_config(name: str, steps: int, repeats: int) -> dict:
     env = {**os.environ, **cfg["env"], "KERAS_BACKEND": cfg["backend"], "TF_CPP_MIN_LOG_LEVEL": "2"}
     payload = json.dumps({"steps": steps, "repeats": repeats, "jit": cfg.get("jit", "auto")})
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, payload], env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, payload], env=env, capture_output=True, text=True,
+                              timeout=60 * 60)
+    except subprocess.TimeoutExpired:
+        return {"config": name, "failed": "did not finish within an hour", "note": cfg["note"]}
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"config": name, "failed": (proc.stderr or proc.stdout)[-800:], "note": cfg["note"]}
@@ -112,8 +116,10 @@ def main(argv=None) -> int:
     print(f"\nfastest: {best['config']} ({best['note']}): {best['epoch_seconds_default_size']:.1f} s per epoch, "
           f"{best['gflops']:.1f} GFLOP/s")
     if args.json:
-        with open(args.json, "w") as fh:
+        tmp = f"{args.json}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
             json.dump(results, fh, indent=1)
+        os.replace(tmp, args.json)
     return 0
 
 

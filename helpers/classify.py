@@ -6,7 +6,10 @@
 Each structure is prepared as the training data were, without depending on finding symmetry:
 a small cell (fewer than ``min_atoms`` atoms) is brought to its standard conventional cell when
 spglib finds one (the cell as given otherwise) and repeated to about ``target_atoms`` atoms; a
-larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is.
+larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is. A model
+trained on data of notebook 01's ``orientation="standard"`` gets small cells in spglib's standard
+orientation; input it cannot align (a large supercell) is outside what that model learned, and its
+row says so.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from . import models
-from .fingerprint import check_structure, diffraction_fingerprints
+from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
 from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
 
 
@@ -47,8 +50,8 @@ def _read(item) -> list:
     raise TypeError(f"cannot classify a {type(item).__name__}: pass ase.Atoms objects or paths of structure files")
 
 
-def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms: int = 64,
-                               allow_multiple_elements: bool = False) -> tuple:
+def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms: int = 128,
+                               allow_multiple_elements: bool = False, orientation: str = "random") -> tuple:
     """(structure to fingerprint, a note on what was done). Raises ValueError naming the fix."""
     check_structure(atoms if len(atoms) != 1 else atoms.repeat(2))  # a 1-atom primitive cell is fine here
     if not allow_multiple_elements and len(set(atoms.numbers)) > 1:
@@ -56,23 +59,27 @@ def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms:
                          "was trained on elemental crystals only; pass allow_multiple_elements=True to classify "
                          "it anyway (its answer is then outside what was tested)")
     if len(atoms) >= min_atoms:
+        if orientation == "standard":
+            return atoms, "used as given (not aligned: the model was trained on standard-orientation crystals)"
         return atoms, "used as given"
     cell = None
     if space_group(atoms) > 1:  # P1 has nothing to standardise: keep the cell the user gave
         try:
-            cell, how = standard_conventional_cell(atoms), "standard conventional cell"
+            cell = standard_conventional_cell(atoms, idealize=orientation == "standard")
+            how = "standard conventional cell" + (" in standard orientation" if orientation == "standard" else "")
         except ValueError:
-            cell = None
+            cell, how = None, "cell as given (spglib could not standardise it)"
+    else:
+        how = "cell as given (spglib found no symmetry)"
     if cell is None:
         cell = Atoms(numbers=atoms.numbers, cell=atoms.cell[:], positions=atoms.positions, pbc=True)
-        how = "cell as given (spglib found no symmetry)"
     reps = supercell_repeats(cell.cell[:], len(cell), target_atoms)
     return cell.repeat(reps), f"{how} x {reps[0]}x{reps[1]}x{reps[2]}"
 
 
-def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int = 256,
-             min_atoms: int = 64, allow_multiple_elements: bool = False, n_jobs: int | None = None,
-             progress: bool = False):
+def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
+             min_atoms: int = 128, allow_multiple_elements: bool = False, orientation: str | None = None,
+             n_jobs: int | None = None, progress: bool = False):
     """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
 
     One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``n_atoms``
@@ -81,7 +88,8 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     ``mutual_information`` (nats, over ``n_mc`` stochastic passes), ``p_<class>`` for every class,
     and ``error``. An input that cannot be classified gets a row with its error and no prediction
     (and a warning); when no input at all can be classified, a ValueError is raised instead.
-    ``model=None`` loads the model that notebook 03 saved under data/.
+    ``model=None`` loads the model that notebook 03 saved under data/; ``target_atoms`` and
+    ``orientation`` then default to those of its training data (otherwise to 256 and "random").
     """
     import pandas as pd
 
@@ -90,8 +98,12 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     structures = list(structures)
     if not structures:
         raise ValueError("nothing to classify: pass at least one ase.Atoms or file path")
+    trained_on = {}
     if model is None:
-        model, _ = models.load_model()
+        model, meta = models.load_model()
+        trained_on = meta.get("data", {}).get("params", {})
+    target_atoms = int(target_atoms or trained_on.get("target_atoms", 256))
+    orientation = orientation or trained_on.get("orientation", "random")
     rows, ready = [], []
     for item in structures:
         try:
@@ -102,7 +114,8 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         for source, atoms in frames:
             row = {"source": source, "formula": atoms.get_chemical_formula()}
             try:
-                prepared, how = prepare_for_classification(atoms, target_atoms, min_atoms, allow_multiple_elements)
+                prepared, how = prepare_for_classification(atoms, target_atoms, min_atoms, allow_multiple_elements,
+                                                           orientation)
             except ValueError as exc:
                 row["error"] = f"{source}: {exc}"
             else:
@@ -111,8 +124,21 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
             rows.append(row)
     if not ready:
         raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
-    X = diffraction_fingerprints([a for _, a in ready], n_jobs=n_jobs if n_jobs is not None else
-                                 (1 if len(ready) < 32 else None), progress=progress)
+    try:
+        X = diffraction_fingerprints([a for _, a in ready], n_jobs=n_jobs if n_jobs is not None else
+                                     (1 if len(ready) < 32 else None), progress=progress)
+    except ValueError:
+        # one structure the fingerprint refuses (e.g. two atoms on one site) must not cost the others
+        kept, fps = [], []
+        for i, atoms in ready:
+            try:
+                fps.append(diffraction_fingerprint(atoms))
+                kept.append((i, atoms))
+            except ValueError as exc:
+                rows[i].update(n_atoms=None, prepared=None, error=f"{rows[i]['source']}: {exc}")
+        if not kept:
+            raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows)) from None
+        ready, X = kept, np.stack(fps)
     out = models.mc_dropout(model, X, n_samples=n_mc, seed=seed)
     for k, (i, _) in enumerate(ready):
         p = out["mean_probability"][k]

@@ -1,6 +1,7 @@
 """One place for paths: the repository root, data/, figures/ and the executed-notebook folder.
 
-``CRYSTAL_DATA_DIR``, ``CRYSTAL_FIGURES_DIR`` and ``CRYSTAL_EXECUTED_DIR`` move them (the tests run
+``CRYSTAL_DATA_DIR``, ``CRYSTAL_FIGURES_DIR``, ``CRYSTAL_TABLES_DIR`` (default figures/tables) and
+``CRYSTAL_EXECUTED_DIR`` move them (the tests run
 the whole series in a temporary folder this way); nothing else in the project types a path.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ def tables_dir() -> Path:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 

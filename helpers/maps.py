@@ -1,11 +1,13 @@
 """Looking into the trained network (notebook 04): layer activations and the paper's attentive
 response maps.
 
-The paper back-projects the strongest activations of a convolutional layer to the input, as a
-deconvnet does (Zeiler & Fergus 2014): going back layer by layer, each convolution is undone by the
-transposed convolution with its trained kernel (biases left out), its ReLU by the switches of the
-forward pass (only where the forward activation was positive does the signal pass), and each max-pool
-by nearest-neighbour up-sampling. The result is an image of the input's shape that shows which
+The paper back-projects the strongest activations of a convolutional layer to the input, in the
+spirit of a deconvnet (Zeiler & Fergus 2014) with the rules the paper states: going back layer by
+layer, each convolution is undone by the transposed convolution with its trained kernel (biases left
+out), its ReLU by the switches of the forward pass (only where the forward activation was positive
+does the signal pass; Zeiler & Fergus instead apply a ReLU to the backward signal), and each max-pool
+by nearest-neighbour up-sampling (not by the max locations). With the switches fixed, this is the
+exact adjoint of the network up to that layer with its max-pools read as 2 x 2 sums. The result is an image of the input's shape that shows which
 pixels, i.e. which diffraction peaks, drive those filters. Summed over the top filters of the last
 convolution and averaged over the samples of a class, it gives the class template.
 

@@ -219,17 +219,25 @@ def save_model(model, info: dict, directory: Path | None = None, extra: dict | N
     keras = keras_module()
     path, meta_path = model_paths(directory)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # Keras wants the .keras suffix
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    try:
+        _write_model(model, info, extra, tmp, tmp_meta, keras)
+        os.replace(tmp, path)
+        os.replace(tmp_meta, meta_path)
+    finally:
+        for t in (tmp, tmp_meta):
+            t.unlink(missing_ok=True)
+    return path
+
+
+def _write_model(model, info: dict, extra: dict | None, tmp: Path, tmp_meta: Path, keras) -> None:
     model.save(tmp)
     meta = {"kind": "cnn_model", "class_names": list(CLASSES), "fingerprint": FINGERPRINT_PARAMS,
             "input_shape": list(SHAPE), "keras_backend": keras.backend.backend(),
             "versions": {**package_versions(), "keras": keras.__version__},
             "training": {k: v for k, v in info.items() if k != "validation_index"},
             "model_sha256": file_sha256(tmp), **(extra or {})}
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
     tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    os.replace(tmp_meta, meta_path)
-    return path
 
 
 def load_model(directory: Path | None = None):

@@ -89,8 +89,9 @@ def keract_figures(draw, activations: dict, prefix: str, **kwargs) -> list:
         for index, name in enumerate(activations):
             made = scratch / f"{index}_{name.split('/')[0]}.png"
             if not made.exists():
-                raise RuntimeError(f"keract wrote no figure for layer {name} (it skips inputs of batch size != 1)")
-            paths.append(figures / f"{prefix}_{name}.png")
+                raise RuntimeError(f"keract wrote no figure for layer {name}: pass the activations of one sample "
+                                   "(x[None]) and of convolution layers only (keract skips the others)")
+            paths.append(figures / f"{prefix}_{name.replace('/', '_')}.png")
             os.replace(made, paths[-1])
         return paths
     finally:

@@ -137,7 +137,8 @@ def table_markdown(table) -> str:
 
     lines = ["| defect | level | n (CNN) | CNN | n (spglib) | " + " | ".join(f"spglib symprec {c.split('_', 1)[1]} Å"
                                                      for c in table.columns if c.startswith("spglib_"))
-             + (" | mean predictive entropy (nats) | mean mutual information (nats)" if "mean_entropy" in table else "")
+             + (" | mean predictive entropy (nats)" if "mean_entropy" in table else "")
+             + (" | mean mutual information (nats)" if "mean_mutual_information" in table else "")
              + " |"]
     n_cols = lines[0].count("|") - 1
     lines.append("|" + "---|" * n_cols)
@@ -147,7 +148,6 @@ def table_markdown(table) -> str:
         cells = [r["defect"] if r["defect"] != "none" else "pristine", level, str(int(r["n"])), f"{100 * r['cnn']:.2f} %",
                  str(int(r["n_spglib"]))]
         cells += ["—" if pd.isna(r[c]) else f"{100 * r[c]:.2f} %" for c in table.columns if c.startswith("spglib_")]
-        if "mean_entropy" in table:
-            cells += [f"{r['mean_entropy']:.4f}", f"{r['mean_mutual_information']:.4f}"]
+        cells += [f"{r[c]:.4f}" for c in ("mean_entropy", "mean_mutual_information") if c in table]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

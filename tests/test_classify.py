@@ -83,6 +83,21 @@ def test_large_defective_supercell_is_used_as_given(model):
     assert out["n_atoms"].iloc[0] == 200 and out["prepared"].iloc[0] == "used as given"
 
 
+def test_standard_orientation_model_gets_aligned_cells():
+    rng = np.random.default_rng(3)
+    from helpers.structures import random_rotation, rotate
+
+    turned = rotate(bulk("W", "bcc", a=3.16, cubic=True),
+                    random_rotation(rng))
+    prepared, how = prepare_for_classification(turned, orientation="standard")
+    assert how.startswith("standard conventional cell in standard orientation")
+    assert np.allclose(prepared.cell[:] - np.diag(np.diag(prepared.cell[:])), 0, atol=1e-6)
+    kept, _ = prepare_for_classification(turned)  # random: the orientation stays
+    assert not np.allclose(kept.cell[:] - np.diag(np.diag(kept.cell[:])), 0, atol=1e-3)
+    big = bulk("W", "bcc", a=3.16, cubic=True).repeat(5)
+    assert "not aligned" in prepare_for_classification(big, orientation="standard")[1]
+
+
 def test_small_cell_without_symmetry_is_repeated_as_given():
     rng = np.random.default_rng(1)
     cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)  # 32 atoms
@@ -94,13 +109,15 @@ def test_small_cell_without_symmetry_is_repeated_as_given():
 def test_one_bad_input_keeps_the_others(model, tmp_path):
     garbage = tmp_path / "broken.cif"
     garbage.write_text("this is not a crystal file\n")
+    doubled = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    doubled.append(doubled[0])  # two atoms on one site: refused by the fingerprint itself
     inputs = [bulk("Cu", "fcc", a=3.61), garbage, tmp_path / "missing.cif", molecule("H2O"),
-              bulk("NaCl", "rocksalt", a=5.64), Atoms(), bulk("W", "bcc", a=3.16)]
-    with pytest.warns(UserWarning, match="5 of 7 inputs could not be classified"):
+              bulk("NaCl", "rocksalt", a=5.64), Atoms(), bulk("W", "bcc", a=3.16), doubled]
+    with pytest.warns(UserWarning, match="6 of 8 inputs could not be classified"):
         out = classify(inputs, model=model, n_mc=5)
-    assert len(out) == 7
+    assert len(out) == 8
     ok = out["error"].isna()
-    assert ok.tolist() == [True, False, False, False, False, False, True]
+    assert ok.tolist() == [True, False, False, False, False, False, True, False]
     assert out.loc[ok, "predicted_class"].isin(CLASSES).all() and out.loc[~ok, "predicted_class"].isna().all()
     errors = out["error"].tolist()
     assert "ase.io.read cannot read it" in errors[1]
@@ -108,6 +125,7 @@ def test_one_bad_input_keeps_the_others(model, tmp_path):
     assert "non-periodic" in errors[3]
     assert "allow_multiple_elements=True" in errors[4]
     assert "empty structure" in errors[5]
+    assert "same position" in errors[7]
 
 
 def test_multiple_elements_when_allowed(model):

@@ -48,6 +48,14 @@ def test_back_projection_shapes_and_order(model, X, layer, k):
     assert np.isfinite(out["maps"]).all()
 
 
+def test_back_projection_of_a_batch_is_that_of_each_input(model, X):
+    batch = maps.back_project(model, X, "conv6", top_k=3, batch_size=6)  # two inputs per chunk, chunks of 2 + 1
+    for i in range(len(X)):
+        one = maps.back_project(model, X[i:i + 1], "conv6", top_k=3)
+        assert np.array_equal(one["filters"][0], batch["filters"][i])
+        assert np.allclose(one["maps"][0], batch["maps"][i], atol=1e-6)
+
+
 def test_first_layer_back_projection_is_the_kernel_adjoint(model, X):
     """For conv1 the map is W1^T applied to the chosen filter's activation alone (its ReLU switch
     is already in it); check it against the adjoint identity with an independent convolution."""
