@@ -34,7 +34,9 @@ def tables_dir() -> Path:
     return _dir("CRYSTAL_TABLES_DIR", figures_dir() / "tables")
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -54,8 +56,8 @@ def save_table(name: str, table, markdown: str | None = None) -> Path:
     """Write a pandas DataFrame as figures/tables/<name>.csv and <name>.md (``markdown`` replaces the
     default Markdown rendering), each to a temporary file first, then renamed."""
     path = tables_dir() / f"{name}.csv"
-    _write_text(path, table.to_csv(index=False))
-    _write_text(path.with_suffix(".md"), markdown if markdown is not None else markdown_table(table))
+    write_text(path, table.to_csv(index=False))
+    write_text(path.with_suffix(".md"), markdown if markdown is not None else markdown_table(table))
     return path
 
 

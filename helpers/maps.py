@@ -18,12 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fingerprint import SHAPE
-
-
-def _keras():
-    import keras
-
-    return keras
+from .models import check_fingerprints, keras_module
 
 
 def conv_layer_names(model) -> list:
@@ -35,10 +30,16 @@ def activations(model, X: np.ndarray, layer_names=None, batch_size: int = 64) ->
 
     (keract 4.5.2's ``get_activations`` fails on Keras 3 models; its display functions take this dict.)
     """
-    keras = _keras()
-    X = _check_inputs(X)
     names = list(layer_names) if layer_names is not None else conv_layer_names(model)
-    sub = keras.Model(model.inputs[0], [model.get_layer(n).output for n in names])
+    return _run(_submodel(model, names), names, _check_inputs(X), batch_size)
+
+
+def _submodel(model, names: list):
+    return keras_module().Model(model.inputs[0], [model.get_layer(n).output for n in names])
+
+
+def _run(sub, names: list, X: np.ndarray, batch_size: int) -> dict:
+    keras = keras_module()
     outs = [[] for _ in names]
     for s in range(0, len(X), batch_size):
         result = sub(X[s: s + batch_size], training=False)
@@ -49,13 +50,9 @@ def activations(model, X: np.ndarray, layer_names=None, batch_size: int = 64) ->
 
 
 def _check_inputs(X) -> np.ndarray:
+    """Fingerprints (n, 64, 64, 3), or one fingerprint (64, 64, 3) as a batch of one."""
     X = np.asarray(X, dtype=np.float32)
-    if X.shape == SHAPE:
-        X = X[None]
-    if X.ndim != 4 or X.shape[1:] != SHAPE:
-        raise ValueError(f"expected fingerprints of shape (n, {', '.join(map(str, SHAPE))}) or one of shape "
-                         f"{SHAPE}, got {X.shape}")
-    return X
+    return check_fingerprints(X[None] if X.shape == SHAPE else X)
 
 
 def _chain(model, layer_name: str) -> list:
@@ -77,7 +74,7 @@ def _chain(model, layer_name: str) -> list:
 def transposed_conv(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Transposed convolution ('same' padding, stride 1) with a Conv2D kernel (kh, kw, c_in, c_out):
     maps (n, h, w, c_out) back to (n, h, w, c_in). It is the adjoint of the layer's convolution."""
-    keras = _keras()
+    keras = keras_module()
     out = keras.ops.conv_transpose(np.asarray(signal, np.float32), np.asarray(kernel, np.float32), strides=1,
                                    padding="same")
     return keras.ops.convert_to_numpy(out)
@@ -103,8 +100,9 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
     filters = np.empty((len(X), top_k), np.int64)
     strength = np.empty((len(X), top_k), np.float32)
     per_batch = max(1, batch_size // top_k)
+    sub = _submodel(model, convs)  # built once, run chunk by chunk
     for s in range(0, len(X), per_batch):
-        acts = activations(model, X[s: s + per_batch], convs)
+        acts = _run(sub, convs, X[s: s + per_batch], per_batch)
         top = acts[layer_name]  # (b, h, w, c)
         b = len(top)
         peak = top.max(axis=(1, 2))

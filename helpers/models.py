@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .datasets import StaleDataError, file_sha256, package_versions
+from .datasets import StaleDataError, check_params, file_sha256, package_versions
 from .fingerprint import FINGERPRINT_PARAMS, SHAPE
 from .structures import CLASSES
 
 MODEL_FILE = "cnn_model.keras"
 META_FILE = "cnn_model.json"
 NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
 TRAINING_FLOP_FACTOR = 3.0  # a training step ~ forward + gradients w.r.t. inputs and weights = 3 x forward
 
 
@@ -98,6 +97,14 @@ def describe_device() -> str:
     return f"Keras {keras.__version__}, backend {backend}, training on {where}"
 
 
+def check_fingerprints(X) -> np.ndarray:
+    """X as float32 of shape (n, 64, 64, 3); a ValueError naming the expected shape otherwise."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 4 or X.shape[1:] != SHAPE:
+        raise ValueError(f"fingerprints must have shape (n, {', '.join(map(str, SHAPE))}), got {X.shape}")
+    return X
+
+
 # ---- training ---------------------------------------------------------------------------------
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple:
     """Indices (train, validation) with ``fraction`` of every class in validation (at least one
@@ -170,10 +177,8 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     validation indices.
     """
     keras = keras_module()
-    X = np.asarray(X, dtype=np.float32)
+    X = check_fingerprints(X)
     y = np.asarray(y)
-    if X.ndim != 4 or X.shape[1:] != SHAPE:
-        raise ValueError(f"fingerprints must have shape (n, {', '.join(map(str, SHAPE))}), got {X.shape}")
     if len(y) != len(X):
         raise ValueError(f"{len(X)} fingerprints but {len(y)} labels")
     if epochs < 1:
@@ -198,9 +203,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
 
 
 def predict_proba(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 4 or X.shape[1:] != SHAPE:
-        raise ValueError(f"fingerprints must have shape (n, {', '.join(map(str, SHAPE))}), got {X.shape}")
+    X = check_fingerprints(X)
     if len(X) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
@@ -263,11 +266,8 @@ def load_model(directory: Path | None = None):
 def check_trained_on(meta: dict, expect: dict) -> None:
     """Stop when the saved model was trained on data made with other parameters than ``expect``."""
     made = meta.get("data", {}).get("params", {})
-    for key, wanted in expect.items():
-        if made.get(key, wanted) != wanted:
-            raise StaleDataError(f"the saved model was trained on data made with {key}={made[key]!r}, but this "
-                                 f"notebook asks for {key}={wanted!r}: rerun notebooks 01-03 with `-p {key} {wanted}`, "
-                                 f"or set {key} = {made[key]!r} here")
+    check_params({"params": made}, {k: v for k, v in expect.items() if k in made}, model_paths()[0],
+                 f"notebooks 01-03 (the model: {NOTEBOOK_03})")
 
 
 # ---- Monte-Carlo dropout ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import threading
@@ -90,9 +89,7 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
-    tmp = output_dir / ".timings.json.tmp"
-    tmp.write_text(json.dumps({"notebooks": records, "total": total}, indent=2))
-    os.replace(tmp, output_dir / "timings.json")
+    config.write_text(output_dir / "timings.json", json.dumps({"notebooks": records, "total": total}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     return records
 
