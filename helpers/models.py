@@ -122,7 +122,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple:
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _callbacks(n_batches: int, epochs: int, progress: bool):
+def _callbacks(n_batches: int, epochs: int, progress: bool, monitor: str = "val_accuracy"):
     keras = keras_module()
 
     class KeepBest(keras.callbacks.Callback):
@@ -159,8 +159,8 @@ def _callbacks(n_batches: int, epochs: int, progress: bool):
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            self.bar.set_postfix(epoch=epoch + 1, loss=f"{logs.get('loss', np.nan):.4f}",
-                                 val_acc=f"{logs.get('val_accuracy', np.nan):.4f}")
+            self.bar.set_postfix({"epoch": epoch + 1, "loss": f"{logs.get('loss', np.nan):.4f}",
+                                  monitor: f"{logs.get(monitor, np.nan):.4f}"})
 
         def on_train_end(self, logs=None):
             self.bar.close()

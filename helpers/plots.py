@@ -96,3 +96,152 @@ def keract_figures(draw, activations: dict, prefix: str, **kwargs) -> list:
         return paths
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---- figures that notebook 06 draws again from saved results ------------------------------------
+CLASS_PALETTE = "tab10"
+
+
+def structures_per_class(test_set, class_names: list):
+    """Report Fig. 2A: per class, the conventional cell of the first held-out parent (top) and its
+    prepared supercell (bottom)."""
+    import matplotlib.pyplot as plt
+
+    from . import structures
+
+    first = [int(np.flatnonzero(test_set["label"] == i)[0]) for i in range(len(class_names))]
+    fig, axes = plt.subplots(2, len(class_names), figsize=(2.3 * len(class_names), 4.8), squeeze=False)
+    for k, i in enumerate(first):
+        shape = tuple((kv.split("=")[0], float(kv.split("=")[1])) for kv in str(test_set["shape"][i]).split(",") if kv)
+        parent = structures.Parent(class_names[test_set["label"][i]], str(test_set["prototype"][i]),
+                                   str(test_set["element"][i]), float(test_set["nn_distance"][i]), shape)
+        cell = parent.conventional_cell()
+        plot_structure(axes[0, k], cell.repeat((2, 2, 2)) if len(cell) < 4 else cell,
+                       f"{class_names[test_set['label'][i]]}\n{test_set['element'][i]} {test_set['prototype'][i]} "
+                       f"(SG {test_set['spacegroup'][i]})")
+        plot_structure(axes[1, k], test_set.atoms(i), f"supercell, {test_set['n_atoms'][i]} atoms", radius=0.25)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(matrix: np.ndarray, class_names: list, title: str):
+    """A confusion matrix (rows: true class, columns: predicted) with counts."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    cm = pd.DataFrame(np.asarray(matrix), index=pd.Index(class_names, name="true"), columns=class_names)
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_history(history: dict, best_epoch: int | None = None, title: str = "Training history"):
+    """Loss and accuracy per epoch, training and validation (report Fig. 6)."""
+    import matplotlib.pyplot as plt
+
+    ep = np.arange(1, len(history["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in zip(axes, ["loss", "accuracy"], ["categorical cross-entropy", "accuracy"]):
+        ax.plot(ep, history[key], "o-", label="training")
+        ax.plot(ep, history[f"val_{key}"], "s--", label="validation")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label="kept epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_xticks(ep)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(history: dict, title: str, loss_label: str = "loss"):
+    """Training and validation loss per epoch (report Fig. 5), log scale."""
+    import matplotlib.pyplot as plt
+
+    ep = np.arange(1, len(history["loss"]) + 1)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(ep, history["loss"], "o-", label="training (95 %)")
+    ax.plot(ep, history["val_loss"], "s--", label="validation (5 %)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(loss_label)
+    ax.set_xticks(ep)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scree(ratio: np.ndarray, n95: int, n_components: int):
+    """Report Fig. 4: explained variance per component and its running sum, with the 95 % point."""
+    import matplotlib.pyplot as plt
+
+    k = np.arange(1, len(ratio) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    shown = min(len(ratio), max(100, 2 * n_components))
+    axes[0].plot(k[:shown], ratio[:shown], ".-")
+    axes[0].axvline(n_components, color="grey", ls=":", label=f"{n_components} components")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("component")
+    axes[0].set_ylabel("explained variance ratio")
+    axes[0].set_title(f"first {shown} components")
+    axes[0].legend()
+    axes[1].plot(k, np.cumsum(ratio))
+    axes[1].axhline(0.95, color="C3", ls="--", lw=0.8)
+    axes[1].axvline(n95, color="C3", ls="--", lw=0.8, label=f"95 % at {n95} components")
+    axes[1].axvline(n_components, color="grey", ls=":", label=f"{n_components}: {np.sum(ratio[:n_components]):.1%}")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("number of components")
+    axes[1].set_ylabel("cumulative explained variance")
+    axes[1].legend()
+    fig.suptitle("Scree plot, linear PCA")
+    fig.tight_layout()
+    return fig
+
+
+def profiles_per_class(profiles: np.ndarray, labels: np.ndarray, class_names: list, r0: int = 10):
+    """Mean (line) and 10-90 % band of the azimuthal profile of each class."""
+    import matplotlib.pyplot as plt
+
+    r = r0 + np.arange(profiles.shape[1])
+    fig, axes = plt.subplots(1, len(class_names), figsize=(2.2 * len(class_names), 2.6), sharey=True)
+    for c, (ax, name) in enumerate(zip(np.atleast_1d(axes), class_names)):
+        p = profiles[labels == c]
+        if len(p):
+            ax.fill_between(r, np.quantile(p, 0.1, axis=0), np.quantile(p, 0.9, axis=0), alpha=0.3, color=f"C{c}")
+            ax.plot(r, p.mean(axis=0), color=f"C{c}")
+        ax.set_title(f"{name} (n = {len(p)})", fontsize=9)
+        ax.set_xlabel("radius (px)")
+    np.atleast_1d(axes)[0].set_ylabel("share of intensity")
+    fig.suptitle("Azimuthal profile per class: mean and 10-90 % band")
+    fig.tight_layout()
+    return fig
+
+
+def embedding_panels(views: dict, labels: np.ndarray, named_clusters: dict, class_names: list,
+                     max_points: int = 3000, seed: int = 0):
+    """Report Fig. 8: per method, the first two embedding dimensions coloured by true class (top) and
+    by the class its K-Means cluster was matched to (bottom); at most ``max_points`` points drawn."""
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    pick = np.random.default_rng(seed).permutation(n)[:max_points]
+    fig, axes = plt.subplots(2, len(views), figsize=(3.3 * len(views), 6.4), squeeze=False)
+    for col, (method, V) in enumerate(views.items()):
+        for row, colour in enumerate((labels, named_clusters[method])):
+            ax = axes[row, col]
+            for c, name in enumerate(class_names):
+                m = pick[colour[pick] == c]
+                ax.scatter(V[m, 0], V[m, 1], s=3, color=f"C{c}", label=name, alpha=0.6, linewidths=0)
+            ax.set_title(f"{method}\n{'true class' if row == 0 else 'K-Means cluster (matched)'}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, -1].legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
