@@ -1,0 +1,311 @@
+"""Classes without labels (notebook 05): reduce the fingerprints to a few dimensions, cluster them with
+K-Means into 7 groups, and name each cluster after a class by solving the assignment problem.
+
+The course report (its section 2.4 and Table 5) matched clusters to classes "by trying permutations";
+that is the linear assignment problem, solved exactly here by the Hungarian algorithm
+(``scipy.optimize.linear_sum_assignment``) on the cluster x class contingency table.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .fingerprint import SHAPE, ring_mask
+from .models import check_fingerprints, keras_module, stratified_split
+
+N_CLUSTERS = 7
+N_INPUTS = int(np.prod(SHAPE))  # 64 * 64 * 3 = 12288 (the report's Table 2 says 12280)
+
+# Course report, Table 5 (imbalanced data: 10,517 structures, sc had 4 members)
+REPORT_TABLE5 = {"Linear PCA + K-Means": 0.8409, "Kernel PCA + K-Means": 0.8407,
+                 "Autoencoder + K-Means": 0.8681, "CNN": 1.0}
+
+
+# ---- features ---------------------------------------------------------------------------------
+def flatten(X) -> np.ndarray:
+    """(n, 64, 64, 3) fingerprints -> (n, 12288) float32 rows, pixel-major as Keras' Flatten."""
+    X = check_fingerprints(X)
+    return X.reshape(len(X), -1)
+
+
+def ring_features(X) -> np.ndarray:
+    """Only the pixels inside the 10-30 px ring (7,536 of 12,288 values): the others are zero in every
+    fingerprint, so PCA, kernel PCA and distances are the same with or without them, only cheaper."""
+    X = check_fingerprints(X)
+    return np.ascontiguousarray(X[:, ring_mask(), :].reshape(len(X), -1))
+
+
+def radial_profiles(X) -> np.ndarray:
+    """Azimuthal integration, as a powder pattern is made from a 2D detector: the mean intensity of each
+    channel in rings of 1 px from the centre, r = 10 ... 29 px -> (n, 20, 3). A rotation of the crystal
+    about the beam moves spots along their ring and leaves this profile unchanged."""
+    X = check_fingerprints(X)
+    r = _pixel_radius()
+    edges = np.arange(10, 31)
+    out = np.empty((len(X), len(edges) - 1, X.shape[-1]), np.float32)
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        m = (r > lo) & (r < hi) if lo == 10 else (r >= lo) & (r < hi)
+        out[:, i] = X[:, m, :].mean(axis=1)
+    return out
+
+
+def _pixel_radius() -> np.ndarray:
+    yy, xx = np.indices(SHAPE[:2])
+    c = (SHAPE[0] - 1) / 2
+    return np.hypot(yy - c, xx - c)
+
+
+# ---- matching and scores ----------------------------------------------------------------------
+def contingency(clusters: np.ndarray, labels: np.ndarray, n_clusters: int = N_CLUSTERS,
+                n_classes: int = N_CLUSTERS) -> np.ndarray:
+    """counts[k, c] = members of cluster k with true class c."""
+    clusters, labels = np.asarray(clusters, int), np.asarray(labels, int)
+    if clusters.shape != labels.shape:
+        raise ValueError(f"{clusters.shape[0]} cluster labels but {labels.shape[0]} class labels")
+    counts = np.zeros((n_clusters, n_classes), np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    return counts
+
+
+def match_clusters(clusters: np.ndarray, labels: np.ndarray, n_clusters: int = N_CLUSTERS,
+                   n_classes: int = N_CLUSTERS) -> np.ndarray:
+    """The one-to-one cluster -> class map with the most members on their own class: the linear
+    assignment problem on the contingency table (Hungarian algorithm). ``mapping[k]`` is the class of
+    cluster k."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = contingency(clusters, labels, n_clusters, n_classes)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    mapping = np.full(n_clusters, -1, int)
+    mapping[rows] = cols
+    return mapping
+
+
+def scores(labels: np.ndarray, clusters: np.ndarray, mapping: np.ndarray) -> dict:
+    """Accuracy after the cluster -> class map, adjusted Rand index and normalised mutual information
+    (the last two need no map)."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels, clusters = np.asarray(labels, int), np.asarray(clusters, int)
+    return {"accuracy": float(np.mean(mapping[clusters] == labels)),
+            "ari": float(adjusted_rand_score(labels, clusters)),
+            "nmi": float(normalized_mutual_info_score(labels, clusters))}
+
+
+def components_for_variance(explained_variance_ratio: np.ndarray, fraction: float = 0.95) -> int:
+    """Smallest number of leading components whose explained variance reaches ``fraction``; a
+    ValueError when even all of them do not."""
+    cum = np.cumsum(explained_variance_ratio)
+    if cum[-1] < fraction:
+        raise ValueError(f"{len(cum)} components explain only {cum[-1]:.4f} of the variance, not {fraction}")
+    return int(np.searchsorted(cum, fraction) + 1)
+
+
+# ---- dimensionality reduction -----------------------------------------------------------------
+def full_pca_spectrum(F: np.ndarray) -> np.ndarray:
+    """Explained-variance ratio of every principal component of the rows of F, from the eigenvalues
+    of the smaller of the covariance and the Gram matrix (exact, float64)."""
+    F = np.asarray(F, np.float64)
+    Fc = F - F.mean(axis=0)
+    small = Fc.T @ Fc if Fc.shape[1] <= Fc.shape[0] else Fc @ Fc.T
+    ev = np.clip(np.linalg.eigvalsh(small)[::-1], 0, None)
+    return ev / ev.sum()
+
+
+def kmeans(E: np.ndarray, seed: int, n_clusters: int = N_CLUSTERS):
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(np.asarray(E, np.float64))
+
+
+def gaussian_mixture(E: np.ndarray, seed: int, n_clusters: int = N_CLUSTERS):
+    """Full-covariance Gaussian mixture (best of 3 initialisations, each from K-Means)."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(n_components=n_clusters, covariance_type="full", n_init=3, reg_covar=1e-5,
+                           random_state=seed).fit(np.asarray(E, np.float64))
+
+
+def nearest_centre(centres: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Index of the closest centre (Euclidean) for every row of E: how the report classifies new samples."""
+    E, centres = np.asarray(E, np.float64), np.asarray(centres, np.float64)
+    d2 = (E ** 2).sum(1)[:, None] - 2 * E @ centres.T + (centres ** 2).sum(1)[None, :]
+    return np.argmin(d2, axis=1)
+
+
+def normalised_profile(X) -> np.ndarray:
+    """The channel-summed azimuthal profile (20 radii) divided by its sum: the relative weight of each
+    ring radius, what a powder pattern records."""
+    p = radial_profiles(X).sum(axis=-1).astype(np.float64)
+    return p / np.clip(p.sum(axis=1, keepdims=True), 1e-30, None)
+
+
+# ---- autoencoders -----------------------------------------------------------------------------
+def dense_autoencoder(seed: int | None = None, bottleneck: int = 2):
+    """Report Table 2: 12288 -> 128 -> 64 -> 2 -> 64 -> 128 -> 12288, ReLU, tanh output (the flattened
+    fingerprint in, the same out). Returns (autoencoder, encoder)."""
+    keras = keras_module()
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    L = keras.layers
+    inp = keras.Input(shape=(N_INPUTS,), name="fingerprint")
+    h = L.Dense(128, activation="relu", name="enc1")(inp)
+    h = L.Dense(64, activation="relu", name="enc2")(h)
+    code = L.Dense(bottleneck, activation="relu", name="bottleneck")(h)
+    h = L.Dense(64, activation="relu", name="dec1")(code)
+    h = L.Dense(128, activation="relu", name="dec2")(h)
+    out = L.Dense(N_INPUTS, activation="tanh", name="reconstruction")(h)
+    return keras.Model(inp, out, name="dense_autoencoder"), keras.Model(inp, code, name="dense_encoder")
+
+
+def conv_autoencoder(seed: int | None = None, latent: int = 32):
+    """The report's suggested next step: a convolutional autoencoder. Three stride-2 3x3 convolutions
+    (16, 32, 64 filters; 64 -> 8 px) and a dense code of ``latent`` values; the decoder mirrors it with
+    transposed convolutions and a sigmoid output (fingerprints lie in [0, 1]). Returns (autoencoder,
+    encoder)."""
+    keras = keras_module()
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    L = keras.layers
+    inp = keras.Input(shape=SHAPE, name="fingerprint")
+    h = inp
+    for i, n in enumerate((16, 32, 64), 1):
+        h = L.Conv2D(n, 3, strides=2, padding="same", activation="relu", name=f"enc_conv{i}")(h)
+    h = L.Flatten(name="flatten")(h)
+    code = L.Dense(latent, name="code")(h)  # linear code: K-Means works on it as it is
+    h = L.Dense(8 * 8 * 64, activation="relu", name="dec_dense")(code)
+    h = L.Reshape((8, 8, 64), name="reshape")(h)
+    for i, n in enumerate((32, 16), 1):
+        h = L.Conv2DTranspose(n, 3, strides=2, padding="same", activation="relu", name=f"dec_conv{i}")(h)
+    out = L.Conv2DTranspose(SHAPE[-1], 3, strides=2, padding="same", activation="sigmoid", name="reconstruction")(h)
+    return keras.Model(inp, out, name="conv_autoencoder"), keras.Model(inp, code, name="conv_encoder")
+
+
+def train_autoencoder(autoencoder, X: np.ndarray, epochs: int = 10, batch_size: int = 32,
+                      learning_rate: float = 1e-3, validation_fraction: float = 0.05, seed: int = 0,
+                      progress: bool = True) -> dict:
+    """Adam + mean squared error, reconstructing X, with a random ``validation_fraction`` held out
+    (no labels are used anywhere). Returns the history and seconds per epoch."""
+    from .models import _callbacks
+
+    keras = keras_module()
+    X = np.asarray(X, np.float32)
+    if len(X) < 2:
+        raise ValueError(f"an autoencoder needs at least 2 samples, got {len(X)}")
+    order = np.random.default_rng([seed, 7]).permutation(len(X))
+    n_val = min(max(int(round(validation_fraction * len(X))), 1), len(X) - 1)
+    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    keep, bar = _callbacks(math.ceil(len(tr) / batch_size), epochs, progress, monitor="val_loss")
+    start = time.perf_counter()
+    h = autoencoder.fit(X[tr], X[tr], batch_size=batch_size, epochs=epochs, validation_data=(X[val], X[val]),
+                        shuffle=True, callbacks=[keep, bar], verbose=0)
+    return {"history": {k: [float(v) for v in vals] for k, vals in h.history.items()},
+            "seconds": time.perf_counter() - start, "seconds_per_epoch": [float(s) for s in keep.seconds],
+            "n_train": int(len(tr)), "n_validation": int(len(val)), "epochs": int(epochs),
+            "batch_size": int(batch_size)}
+
+
+def encode(encoder, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The encoder's code for every row of X, in batches (a direct call: no retracing per input size)."""
+    keras = keras_module()
+    X = np.asarray(X, np.float32)
+    parts = [keras.ops.convert_to_numpy(encoder(X[s: s + batch_size], training=False))
+             for s in range(0, len(X), batch_size)]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, encoder.output_shape[-1]))
+
+
+# ---- the whole comparison ---------------------------------------------------------------------
+CLUSTERERS = ("K-Means", "Gaussian mixture")
+
+
+def cluster_and_score(E: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """K-Means and a Gaussian mixture with 7 clusters on the embedding E; each cluster named by the
+    assignment problem; accuracy, ARI and NMI. {clusterer: {"model", "clusters", "mapping", scores...}}"""
+    out = {}
+    for name, fit in zip(CLUSTERERS, (kmeans, gaussian_mixture)):
+        start = time.perf_counter()
+        model = fit(E, seed)
+        clusters = model.predict(np.asarray(E, np.float64))
+        mapping = match_clusters(clusters, labels)
+        out[name] = {"model": model, "clusters": clusters, "mapping": mapping,
+                     **scores(labels, clusters, mapping), "seconds": time.perf_counter() - start}
+    return out
+
+
+def assign_new(fitted: dict, clusterer: str, E_new: np.ndarray) -> np.ndarray:
+    """Class of new samples: K-Means by the nearest cluster centre (as the report does), the Gaussian
+    mixture by its most probable component; then the cluster -> class map of the training set."""
+    model = fitted["model"]
+    E_new = np.asarray(E_new, np.float64)
+    clusters = nearest_centre(model.cluster_centers_, E_new) if clusterer == "K-Means" else model.predict(E_new)
+    return fitted["mapping"][clusters]
+
+
+RESULTS_FILE = "clustering_results.json"
+EMBEDDINGS_FILE = "clustering_embeddings.npz"
+NOTEBOOK_05 = "notebooks/05_dimensionality_reduction_clustering.ipynb"
+
+
+def results_paths():
+    from . import config
+
+    return config.data_dir() / RESULTS_FILE, config.data_dir() / EMBEDDINGS_FILE
+
+
+def save_results(results: dict, arrays: dict) -> tuple:
+    """data/clustering_results.json (tables, scores, histories) and data/clustering_embeddings.npz
+    (2-D views, cluster labels, PCA spectrum), each written atomically."""
+    import json
+
+    from . import config
+    from .datasets import save_npz
+
+    json_path, npz_path = results_paths()
+    save_npz(npz_path, arrays, {"params": results["params"]})
+    config.write_text(json_path, json.dumps(results, indent=1, default=_jsonable))
+    return json_path, npz_path
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"cannot store {type(v).__name__} in JSON")
+
+
+def load_results(expect: dict | None = None) -> tuple:
+    """What notebook 05 saved, checked against the data parameters ``expect``."""
+    import json
+
+    from .datasets import _require, check_params, load_npz
+
+    json_path, npz_path = results_paths()
+    for path in (json_path, npz_path):
+        _require(path, NOTEBOOK_05)
+    results = json.loads(json_path.read_text())
+    arrays, meta = load_npz(npz_path)
+    for made, path in ((results, json_path), (meta, npz_path)):
+        check_params(made, expect or {}, path, "notebooks 01, 02 and then " + NOTEBOOK_05)
+    if meta["params"] != results["params"]:
+        from .datasets import StaleDataError
+
+        raise StaleDataError(f"{json_path.name} and {npz_path.name} come from different runs; rerun {NOTEBOOK_05}.")
+    return results, arrays
+
+
+def table5_markdown(table, cnn_accuracy: float = float("nan")) -> str:
+    """Report Table 5 with ARI and NMI, the report's accuracy beside ours, and the CNN for reference."""
+    def pct(v):
+        return "—" if v != v else f"{100 * v:.2f} %"
+
+    lines = ["| embedding | dims | clustering | accuracy | ARI | NMI | report (accuracy) |", "|---|---|---|---|---|---|---|"]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r.embedding} | {r.dimensions} | {r.clustering} | {pct(r.accuracy)} | {r.ari:.4f} | "
+                     f"{r.nmi:.4f} | {pct(r.report_accuracy)} |")
+    lines.append(f"| CNN (supervised, notebook 03, held-out pristine) | — | — | {pct(cnn_accuracy)} | — | — | "
+                 f"{pct(REPORT_TABLE5['CNN'])} |")
+    return "\n".join(lines) + "\n"
