@@ -23,6 +23,8 @@ SMALL = {
     "03_cnn_training": {**DATA, "epochs": 5, "batch_size": 16, "n_robust_per_class": 2, "n_spglib_per_class": 2,
                         "vacancy_levels": [0.05, 0.25], "displacement_levels": [0.02], "mc_samples": 10},
     "04_attentive_response_maps": {**DATA, "top_k": 2, "n_template_per_class": 3},
+    "05_dimensionality_reduction_clustering": {**DATA, "ae_epochs": 2, "n_components": 20, "conv_latent": 8},
+    "06_report_figures": DATA,
 }
 CHANCE = 1 / 7
 
@@ -148,3 +150,77 @@ def test_04_drew_activations_and_response_maps(executed):
     for fig in expected:
         assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
     assert not list((root / "figures").glob(".keract-*")), "keract's scratch folder was left behind"
+
+
+def test_05_clustered_without_labels_and_saved_what_06_needs(executed):
+    from helpers import clustering
+
+    root, _ = executed
+    small = SMALL["05_dimensionality_reduction_clustering"]
+    results, arrays = clustering.load_results(DATA)
+    table = pd.read_csv(root / "figures" / "tables" / "05_table5.csv")
+    n_methods = len(results["methods"])
+    assert n_methods == 5 and len(table) == 2 * n_methods
+    assert set(table["clustering"]) == set(clustering.CLUSTERERS)
+    for col in ("accuracy", "ari", "nmi"):
+        assert table[col].between(-1, 1).all() and table[col].notna().all()
+    assert table["accuracy"].between(1 / 7, 1).all()  # a one-to-one map always gets at least the best-matched share
+    k = table[table.clustering == "K-Means"].set_index("embedding")["report_accuracy"]
+    assert k["Linear PCA"] == 0.8409 and k["Kernel PCA"] == 0.8407 and k["Dense autoencoder"] == 0.8681
+    # the stored cluster -> class maps are the assignment problem's solution: recompute them
+    labels = arrays["labels"]
+    assert np.array_equal(np.bincount(labels), [DATA["n_per_class"]] * 7)
+    for m in range(n_methods):
+        for c in range(len(clustering.CLUSTERERS)):
+            clusters, mapping = arrays[f"clusters_{m}_{c}"], arrays[f"mapping_{m}_{c}"]
+            assert sorted(mapping.tolist()) == list(range(7))
+            assert np.array_equal(mapping, clustering.match_clusters(clusters, labels))
+            row = table.iloc[m * len(clustering.CLUSTERERS) + c]
+            assert row["accuracy"] == pytest.approx(np.mean(mapping[clusters] == labels))
+        assert arrays[f"view_{m}"].shape == (len(labels), 2)
+    ratio = arrays["explained_variance_ratio"]
+    assert ratio.sum() == pytest.approx(1.0) and np.all(np.diff(ratio) <= 1e-12)
+    assert results["n95"] == clustering.components_for_variance(ratio) and results["n_components"] == small["n_components"]
+    assert len(results["histories"]["dense autoencoder"]["history"]["loss"]) == small["ae_epochs"]
+    new = pd.read_csv(root / "figures" / "tables" / "05_new_samples.csv")
+    assert len(new) == len(table)
+    for name in datasets.STRUCTURE_SETS[1:]:
+        assert new[name].between(0, 1).all()
+    for fig in ("05_scree", "05_autoencoder_loss", "05_conv_autoencoder_loss", "05_conv_autoencoder_reconstructions",
+                "05_azimuthal_profiles", "05_best_contingency", "05_embeddings"):
+        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+
+
+def test_06_regenerated_every_report_figure_and_table(executed):
+    from helpers import report
+
+    root, _ = executed
+    for fig in report.FIGURES:
+        assert (root / "figures" / f"{fig}.png").stat().st_size > 5_000, fig
+    tables = root / "figures" / "tables"
+    for name in report.TABLES:
+        assert (tables / f"{name}.csv").exists() and (tables / f"{name}.md").exists(), name
+    # Tables 3 and 4 are 03's matrices for two different files, copied, not recomputed
+    for name, source in (("06_table3_confusion_pristine", "03_confusion_test_pristine"),
+                         ("06_table4_confusion_vacancies", "03_confusion_test_vacancies")):
+        assert (tables / f"{name}.csv").read_text() == (tables / f"{source}.csv").read_text()
+    assert pd.read_csv(tables / "06_table5_unsupervised.csv").equals(pd.read_csv(tables / "05_table5.csv"))
+    text = (root / "figures" / "REPORT.md").read_text()
+    cnn = json.loads((root / "data" / "cnn_results.json").read_text())
+    assert f"{100 * cnn['accuracy']['test_pristine']:.2f} %" in text
+    assert "84.09 %" in text and "86.81 %" in text and "linear_sum_assignment" in text
+    for heading in ("## CNN", "## Robustness against spglib", "## Without labels", "## Figures"):
+        assert heading in text
+
+
+def test_06_stops_naming_the_notebook_when_an_input_is_missing(executed, tmp_path, monkeypatch):
+    """With 05's results gone, 06 stops and says to run notebook 05."""
+    import papermill
+
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CRYSTAL_FIGURES_DIR", str(tmp_path / "figures"))
+    nb = next(p for p in series.notebooks() if p.name.startswith("06_"))
+    with pytest.raises(papermill.PapermillExecutionError, match="01_data_generation"):
+        papermill.execute_notebook(str(nb), str(tmp_path / "06_missing.ipynb"), parameters=DATA,
+                                   kernel_name="python3", progress_bar=False, cwd=str(nb.parent))
+    assert "05_dimensionality_reduction_clustering" in (tmp_path / "06_missing.ipynb").read_text()
