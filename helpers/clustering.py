@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from .fingerprint import SHAPE, ring_mask
-from .models import check_fingerprints, keras_module, stratified_split
+from .fingerprint import RING_INNER_PX, RING_OUTER_PX, SHAPE, pixel_distance, ring_mask
+from .models import check_fingerprints, keras_module
 
 N_CLUSTERS = 7
 N_INPUTS = int(np.prod(SHAPE))  # 64 * 64 * 3 = 12288 (the report's Table 2 says 12280)
@@ -39,22 +39,17 @@ def ring_features(X) -> np.ndarray:
 
 def radial_profiles(X) -> np.ndarray:
     """Azimuthal integration, as a powder pattern is made from a 2D detector: the mean intensity of each
-    channel in rings of 1 px from the centre, r = 10 ... 29 px -> (n, 20, 3). A rotation of the crystal
-    about the beam moves spots along their ring and leaves this profile unchanged."""
+    channel in rings 1 px wide across the kept ring (10 < d < 11, 11 <= d < 12, ... 29 <= d < 30 px)
+    -> (n, 20, 3). A rotation of the crystal about the beam moves spots along their ring and leaves this
+    profile unchanged."""
     X = check_fingerprints(X)
-    r = _pixel_radius()
-    edges = np.arange(10, 31)
+    d = pixel_distance()
+    edges = np.arange(int(RING_INNER_PX), int(RING_OUTER_PX) + 1)
     out = np.empty((len(X), len(edges) - 1, X.shape[-1]), np.float32)
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        m = (r > lo) & (r < hi) if lo == 10 else (r >= lo) & (r < hi)
+        m = ring_mask() & (d >= lo) & (d < hi)
         out[:, i] = X[:, m, :].mean(axis=1)
     return out
-
-
-def _pixel_radius() -> np.ndarray:
-    yy, xx = np.indices(SHAPE[:2])
-    c = (SHAPE[0] - 1) / 2
-    return np.hypot(yy - c, xx - c)
 
 
 # ---- matching and scores ----------------------------------------------------------------------

@@ -68,10 +68,15 @@ def pixel_offsets() -> np.ndarray:
     return np.arange(N_PIXELS, dtype=np.float64) - (N_PIXELS - 1) / 2.0
 
 
+def pixel_distance() -> np.ndarray:
+    """(64, 64) distance of every pixel centre from the detector centre, in pixels."""
+    o = pixel_offsets()
+    return np.hypot(o[None, :], o[:, None])
+
+
 def ring_mask() -> np.ndarray:
     """Boolean (64, 64) mask, True where the fingerprint is kept (10 px < d < 30 px)."""
-    o = pixel_offsets()
-    d = np.hypot(o[None, :], o[:, None])
+    d = pixel_distance()
     return (d > RING_INNER_PX) & (d < RING_OUTER_PX)
 
 
