@@ -169,12 +169,15 @@ def _callbacks(n_batches: int, epochs: int, progress: bool, monitor: str = "val_
 
 
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
-          validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0):
+          validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
+          elements=None):
     """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
     validation split, the epoch with the best validation accuracy kept.
 
-    Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds per epoch and the
-    validation indices.
+    With ``elements`` (the element of every fingerprint), the training batches are augmented as
+    :mod:`helpers.augment` describes (exact detector symmetries, diffuse background); the validation
+    fingerprints never are. Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds
+    per epoch and the validation indices.
     """
     keras = keras_module()
     X = check_fingerprints(X)
@@ -190,15 +193,25 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
     keep, bar = _callbacks(math.ceil(len(train_idx) / batch_size), epochs, progress)
-    history = model.fit(X[train_idx], onehot[y[train_idx]], batch_size=batch_size, epochs=epochs,
-                        validation_data=(X[val_idx], onehot[y[val_idx]]), shuffle=True,
+    if elements is None:
+        data = {"x": X[train_idx], "y": onehot[y[train_idx]], "batch_size": batch_size, "shuffle": True}
+    else:
+        from . import augment
+
+        elements = np.asarray(elements).astype(str)
+        if elements.shape != (len(X),):
+            raise ValueError(f"elements must name the element of each of the {len(X)} fingerprints, "
+                             f"got shape {elements.shape}")
+        data = {"x": augment.batches(X[train_idx], onehot[y[train_idx]], elements[train_idx], batch_size, seed)}
+    history = model.fit(**data, epochs=epochs, validation_data=(X[val_idx], onehot[y[val_idx]]),
                         callbacks=[keep, bar], verbose=verbose)
     info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             "best_epoch": int(keep.best_epoch) + 1, "best_val_accuracy": float(keep.best),
             "seconds_per_epoch": [float(s) for s in keep.seconds], "n_train": int(len(train_idx)),
             "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
             "batch_size": int(batch_size), "learning_rate": float(learning_rate),
-            "validation_fraction": float(validation_fraction), "seed": int(seed)}
+            "validation_fraction": float(validation_fraction), "seed": int(seed),
+            "augmented": elements is not None}
     return model, info
 
 
