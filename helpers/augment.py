@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fingerprint import detector_q, form_factor, pixel_offsets, ring_mask
+from .fingerprint import _solid_angle_image, detector_q, form_factor, pixel_offsets
 
 BACKGROUND_RANGE = (1e-4, 5e-2)
 BACKGROUND_PROBABILITY = 0.5
@@ -41,8 +41,8 @@ def d4(X: np.ndarray, k: int, mirror: bool) -> np.ndarray:
 def diffuse_background(element: str) -> np.ndarray:
     """Omega(p) f(|q|)^2 of ``element`` on the kept ring, (64, 64) float32 with maximum 1."""
     o = pixel_offsets()
-    q, omega = detector_q(o[None, :], o[:, None])
-    b = omega * form_factor(str(element), np.linalg.norm(q, axis=-1)) ** 2 * ring_mask()
+    q, _ = detector_q(o[None, :], o[:, None])
+    b = _solid_angle_image() * form_factor(str(element), np.linalg.norm(q, axis=-1)) ** 2  # zero off the ring
     return (b / b.max()).astype(np.float32)
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .clustering import NOTEBOOK_05
 from .datasets import NOTEBOOK_01, NOTEBOOK_02, check_params, fingerprint_path, structure_path
-
-NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
-NOTEBOOK_05 = "notebooks/05_dimensionality_reduction_clustering.ipynb"
+from .models import NOTEBOOK_03
 
 # Course report, Tables 3-4: 10,517 structures, imbalanced, the same matrix twice (SCIENCE.md)
 REPORT_CLASS_COUNTS = {"label 1": 2601, "label 2": 221, "label 3": 842, "label 4": 910, "label 5": 2761,
