@@ -6,7 +6,8 @@ spirit of a deconvnet (Zeiler & Fergus 2014) with the rules the paper states: go
 layer, each convolution is undone by the transposed convolution with its trained kernel (biases left
 out), its ReLU by the switches of the forward pass (only where the forward activation was positive
 does the signal pass; Zeiler & Fergus instead apply a ReLU to the backward signal), and each max-pool
-by nearest-neighbour up-sampling (not by the max locations). With the switches fixed, this is the
+by nearest-neighbour up-sampling (not by the max locations), and the input standardisation of a
+model trained with it by its adjoint (division by each ring's spread). With the switches fixed, this is the
 exact adjoint of the network up to that layer with its max-pools read as 2 x 2 sums. The result is an image of the input's shape that shows which
 pixels, i.e. which diffraction peaks, drive those filters. Summed over the top filters of the last
 convolution and averaged over the samples of a class, it gives the class template.
@@ -56,11 +57,12 @@ def _check_inputs(X) -> np.ndarray:
 
 
 def _chain(model, layer_name: str) -> list:
-    """The layers from the input up to and including ``layer_name``: convolutions and poolings only."""
+    """The layers from the input up to and including ``layer_name``: the input standardisation (if
+    any), convolutions and poolings only."""
     chain = []
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind not in ("Conv2D", "MaxPooling2D"):
+        if kind not in ("Conv2D", "MaxPooling2D", "Normalization"):
             raise ValueError(f"cannot back-project through {layer.name} ({kind}): choose a convolution "
                              f"before the flatten layer, one of {conv_layer_names(model)}")
         chain.append(layer)
@@ -69,6 +71,16 @@ def _chain(model, layer_name: str) -> list:
                 raise ValueError(f"{layer_name} is a pooling layer; choose one of {conv_layer_names(model)}")
             return chain
     raise ValueError(f"no layer {layer_name!r} in the model; choose one of {conv_layer_names(model)}")
+
+
+def _standardisation_adjoint(layer) -> np.ndarray:
+    """The adjoint of a Normalization layer's linear part, (x - mean) / max(sqrt(variance), epsilon):
+    1 / that divisor where the variance is positive, 0 where it is 0 (pixels that are 0 in every
+    fingerprint, outside the kept ring)."""
+    keras = keras_module()
+    var = np.asarray(keras.ops.convert_to_numpy(layer.variance), np.float64)[0]
+    divisor = np.maximum(np.sqrt(var), keras.backend.epsilon())
+    return np.where(var > 0, 1.0 / divisor, 0.0).astype(np.float32)
 
 
 def transposed_conv(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -118,6 +130,8 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
             if type(layer).__name__ == "Conv2D":
                 switches = np.repeat(acts[layer.name] > 0, top_k, axis=0)
                 signal = transposed_conv(signal * switches, kernels[layer.name])
+            elif type(layer).__name__ == "Normalization":  # the input standardisation: its adjoint
+                signal = signal * _standardisation_adjoint(layer)
             else:  # un-pooling by nearest-neighbour up-sampling
                 p = layer.pool_size
                 signal = np.repeat(np.repeat(signal, p[0], axis=1), p[1], axis=2)

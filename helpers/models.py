@@ -17,7 +17,7 @@ import numpy as np
 
 from . import config
 from .datasets import StaleDataError, check_params, file_sha256, package_versions
-from .fingerprint import FINGERPRINT_PARAMS, SHAPE
+from .fingerprint import FINGERPRINT_PARAMS, SHAPE, ring_mask
 from .structures import CLASSES
 
 MODEL_FILE = "cnn_model.keras"
@@ -33,17 +33,29 @@ def keras_module():
 
 
 def build_model(n_classes: int = len(CLASSES), input_shape: tuple = SHAPE, seed: int | None = None,
-                dropout: float = 0.25):
+                dropout: float = 0.25, standardisation: tuple | None = None):
     """Report Table 1: conv 7x7 x32, x32 -> max-pool 2 -> conv 7x7 x16, x16 -> max-pool 2 ->
     conv 7x7 x8, x8 -> flatten -> dense 128 (ReLU) + dropout 0.25 -> batch norm -> dense softmax.
-    ReLU after every convolution ('same' padding), which the course report forgot."""
+    ReLU after every convolution ('same' padding), which the course report forgot.
+
+    ``standardisation``: ``(mean, variance)``, two arrays of the input's shape (see
+    :func:`symmetric_standardisation`); a fixed ``Normalization`` layer named ``standardise`` then maps each
+    fingerprint pixel to (x - mean) / sqrt(variance) before conv1, and is saved with the model."""
     keras = keras_module()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     L = keras.layers
     conv = lambda n, name: L.Conv2D(n, 7, padding="same", activation="relu", name=name)  # noqa: E731
+    first = []
+    if standardisation is not None:
+        mean, variance = (np.asarray(a, np.float32) for a in standardisation)
+        if mean.shape != tuple(input_shape) or variance.shape != tuple(input_shape):
+            raise ValueError(f"standardisation needs mean and variance of shape {tuple(input_shape)}, "
+                             f"got {mean.shape} and {variance.shape}")
+        first = [L.Normalization(axis=(1, 2, 3), mean=mean, variance=variance, name="standardise")]
     model = keras.Sequential([
         keras.Input(shape=tuple(input_shape), name="fingerprint"),
+        *first,
         conv(32, "conv1"), conv(32, "conv2"), L.MaxPooling2D(2, name="pool1"),
         conv(16, "conv3"), conv(16, "conv4"), L.MaxPooling2D(2, name="pool2"),
         conv(8, "conv5"), conv(8, "conv6"),
@@ -106,6 +118,37 @@ def check_fingerprints(X) -> np.ndarray:
 
 
 # ---- training ---------------------------------------------------------------------------------
+def symmetric_standardisation(X: np.ndarray, batch: int = 512) -> tuple:
+    """Mean and variance of every fingerprint pixel over X, averaged over the 8 detector symmetries
+    (:func:`helpers.augment.d4`: each pixel with the pixels it is turned or mirrored into, R with G on
+    the odd turns): two (64, 64, 3) float32 arrays, 0 and 0 outside the kept ring.
+
+    A fingerprint's kept pixels span four decades of intensity, most of them far below the brightest
+    spot that fixes the [0, 1] scale; dividing each pixel by its spread lets the outer shells (the radii
+    that tell the classes apart under random orientation) count as much as the brightest one. Averaged
+    over the symmetries, the statistics use 8 times the data and are unchanged by them, so
+    standardising commutes with every one of them (augmentation and symmetrised prediction stay exact).
+    """
+    from .augment import d4
+
+    X = check_fingerprints(X)
+    if len(X) == 0:
+        raise ValueError("symmetric_standardisation needs at least one fingerprint")
+    s1 = np.zeros(SHAPE, np.float64)
+    s2 = np.zeros(SHAPE, np.float64)
+    for start in range(0, len(X), batch):
+        xb = X[start:start + batch].astype(np.float64)
+        s1 += xb.sum(axis=0)
+        s2 += (xb * xb).sum(axis=0)
+    views = [(k, m) for k in range(4) for m in (False, True)]
+    m1 = sum(d4(s1, k, m) for k, m in views) / (8.0 * len(X))
+    m2 = sum(d4(s2, k, m) for k, m in views) / (8.0 * len(X))
+    var = np.maximum(m2 - m1 * m1, 0.0)
+    off = ~ring_mask()
+    m1[off], var[off] = 0.0, 0.0
+    return m1.astype(np.float32), var.astype(np.float32)
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple:
     """Indices (train, validation) with ``fraction`` of every class in validation (at least one
     sample of a class that has two or more)."""
@@ -170,14 +213,16 @@ def _callbacks(n_batches: int, epochs: int, progress: bool, monitor: str = "val_
 
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
           validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
-          elements=None):
+          elements=None, standardise: bool = True):
     """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
     validation split, the epoch with the best validation accuracy kept.
 
     With ``elements`` (the element of every fingerprint), the training batches are augmented as
     :mod:`helpers.augment` describes (exact detector symmetries, diffuse background); the validation
-    fingerprints never are. Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds
-    per epoch and the validation indices.
+    fingerprints never are. With ``standardise`` (the default) the network starts with a fixed
+    per-pixel standardisation computed from the training split (:func:`symmetric_standardisation`).
+    Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds per epoch and the
+    validation indices.
     """
     keras = keras_module()
     X = check_fingerprints(X)
@@ -188,7 +233,8 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     n_classes = len(CLASSES)
     train_idx, val_idx = stratified_split(y, validation_fraction, seed)
-    model = build_model(n_classes, seed=seed)
+    stats = symmetric_standardisation(X[train_idx]) if standardise else None
+    model = build_model(n_classes, seed=seed, standardisation=stats)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
@@ -211,15 +257,26 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
             "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
             "batch_size": int(batch_size), "learning_rate": float(learning_rate),
             "validation_fraction": float(validation_fraction), "seed": int(seed),
-            "augmented": elements is not None}
+            "augmented": elements is not None,
+            "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None}
     return model, info
 
 
-def predict_proba(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model, X: np.ndarray, batch_size: int = 256, symmetrise: bool = False) -> np.ndarray:
+    """Class probabilities (n, n_classes). With ``symmetrise``, the mean over the 8 detector symmetries
+    of each fingerprint (:func:`helpers.augment.d4`): each is the fingerprint of the same crystal in
+    another orientation, so the averaged answer no longer depends on which of the 8 the crystal had
+    (8 times the cost)."""
     X = check_fingerprints(X)
     if len(X) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
+    if not symmetrise:
+        return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
+    from .augment import d4
+
+    views = [(k, m) for k in range(4) for m in (False, True)]
+    return sum(np.asarray(model.predict(d4(X, k, m), batch_size=batch_size, verbose=0), np.float64)
+               for k, m in views).astype(np.float32) / len(views)
 
 
 # ---- storage ----------------------------------------------------------------------------------

@@ -71,6 +71,31 @@ def test_first_layer_back_projection_is_the_kernel_adjoint(model, X):
     assert lhs == pytest.approx(rhs, rel=1e-3)
 
 
+def test_back_projection_through_the_standardisation_is_its_adjoint(X):
+    """A model trained with the input standardisation: conv1's map is (1 / sd) W1^T (signal) on the
+    ring and 0 off it, the adjoint of x -> W1 * ((x - mean) / sd) without its constant part."""
+    from helpers.fingerprint import ring_mask
+
+    ring = ring_mask()[None, :, :, None]
+    mean, var = models.symmetric_standardisation(X * ring)
+    model = models.build_model(seed=3, standardisation=(mean, var))
+    x = X[:1] * ring
+    out = maps.back_project(model, x, "conv1", top_k=1)
+    f = int(out["filters"][0, 0])
+    a = maps.activations(model, x, ["conv1"])["conv1"]
+    signal = np.zeros_like(a)
+    signal[..., f] = a[..., f]
+    W = model.get_layer("conv1").get_weights()[0]
+    inv_sd = np.where(var > 0, 1 / np.sqrt(np.where(var > 0, var, 1)), 0).astype(np.float32)
+    probe = np.random.default_rng(4).normal(size=x.shape).astype(np.float32)
+    lhs = np.sum(out["maps"][0, 0] * probe[0])
+    rhs = np.sum(keras.ops.convert_to_numpy(keras.ops.conv(probe * inv_sd, W, padding="same")) * signal)
+    assert lhs == pytest.approx(rhs, rel=1e-3)
+    assert not out["maps"][0, 0][~ring_mask()].any()  # nothing off the ring, where every input is 0
+    deep = maps.back_project(model, x, "conv6", top_k=2)["maps"]
+    assert deep.shape == (1, 2, 64, 64, 3) and np.isfinite(deep).all()
+
+
 def test_class_templates(model, X):
     t = maps.class_templates(model, X, np.array([0, 0, 2]), n_classes=3, layer_name="conv6", top_k=2)
     assert t.shape == (3, 64, 64, 3)

@@ -133,3 +133,73 @@ def test_check_trained_on():
     models.check_trained_on(meta, {"seed": 1, "n_per_class": 10})
     with pytest.raises(StaleDataError, match="-p seed 2"):
         models.check_trained_on(meta, {"seed": 2})
+
+
+def _ring_fingerprints(n, seed):
+    from helpers.fingerprint import ring_mask
+
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 64, 64, 3), dtype=np.float32) ** 4  # skewed, like diffraction intensities
+    return X * ring_mask()[None, :, :, None]
+
+
+def test_symmetric_standardisation_is_the_mean_and_variance_over_the_symmetric_views():
+    from helpers.augment import d4
+    from helpers.fingerprint import ring_mask
+
+    X = _ring_fingerprints(20, 0)
+    mean, var = models.symmetric_standardisation(X, batch=7)  # chunks of 7, 7, 6
+    assert mean.shape == var.shape == (64, 64, 3) and mean.dtype == np.float32
+    assert not mean[~ring_mask()].any() and not var[~ring_mask()].any()
+    views = np.concatenate([d4(X, k, m) for k in range(4) for m in (False, True)])  # 160 fingerprints
+    on = ring_mask()
+    assert np.allclose(mean[on], views.mean(axis=0)[on], atol=1e-6)
+    assert np.allclose(var[on], views.var(axis=0)[on], rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="at least one"):
+        models.symmetric_standardisation(X[:0])
+
+
+def test_standardisation_commutes_with_the_detector_symmetries():
+    from helpers.augment import d4
+
+    X = _ring_fingerprints(10, 1)
+    mean, var = models.symmetric_standardisation(X)
+    sd = np.sqrt(var) + (var == 0)
+    standardise = lambda Z: (Z - mean) / sd  # noqa: E731
+    for k in range(4):
+        for mirror in (False, True):
+            m2, v2 = models.symmetric_standardisation(d4(X, k, mirror))
+            assert np.allclose(m2, mean, atol=1e-7) and np.allclose(v2, var, atol=1e-7)
+            assert np.allclose(standardise(d4(X, k, mirror)), d4(standardise(X), k, mirror), atol=1e-5)
+
+
+def test_standardised_model_is_table_1_after_the_standardisation(tmp_path):
+    X = _ring_fingerprints(4, 2)
+    mean, var = models.symmetric_standardisation(_ring_fingerprints(30, 3))
+    plain = models.build_model(seed=0)
+    std = models.build_model(seed=0, standardisation=(mean, var))
+    assert [type(l).__name__ for l in std.layers][:2] == ["Normalization", "Conv2D"]
+    assert std.count_params() == plain.count_params()  # mean and variance are constants of the layer
+    assert std.get_layer("standardise").get_config()["mean"] is not None  # ... saved in its configuration
+    for layer in plain.layers:
+        std.get_layer(layer.name).set_weights(layer.get_weights())
+    z = np.where(var > 0, (X - mean) / np.sqrt(np.maximum(var, 1e-30)), 0).astype(np.float32)
+    assert np.allclose(models.predict_proba(std, X), models.predict_proba(plain, z), atol=1e-5)
+    assert models.forward_flop(std) == models.forward_flop(plain)
+    models.save_model(std, {"best_epoch": 1}, directory=tmp_path)
+    loaded, _ = models.load_model(tmp_path)
+    assert np.allclose(models.predict_proba(loaded, X), models.predict_proba(std, X), atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        models.build_model(standardisation=(mean[..., :2], var[..., :2]))
+
+
+def test_symmetrised_prediction_does_not_depend_on_the_view(model):
+    from helpers.augment import d4
+
+    X = _ring_fingerprints(3, 5)
+    p = models.predict_proba(model, X, symmetrise=True)
+    assert p.shape == (3, len(CLASSES)) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    for k, m in ((1, False), (2, True), (3, True)):
+        assert np.allclose(models.predict_proba(model, d4(X, k, m), symmetrise=True), p, atol=1e-5)
+    single = models.predict_proba(model, X)
+    assert not np.allclose(single, models.predict_proba(model, d4(X, 1, False)), atol=1e-5)  # the plain model is not
