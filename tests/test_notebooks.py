@@ -121,6 +121,11 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     # the saved model reproduces the notebook's accuracy on the held-out set
     test = datasets.load_fingerprints("test_pristine")
     assert (models.predict_proba(model, test.X).argmax(axis=1) == test.y).mean() == pytest.approx(acc["test_pristine"])
+    # trained as 03 does by default: standardised input (a layer saved in the model), augmented batches
+    assert results["standardised"] and results["augmented"] and meta["training"]["augmented"]
+    assert model.layers[0].name == "standardise" and meta["training"]["standardisation"]
+    eight = models.predict_proba(model, test.X, symmetrise=True).argmax(axis=1)
+    assert (eight == test.y).mean() == pytest.approx(results["accuracy_8_views"]["test_pristine"])
 
     table = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
     n_levels = 1 + len(small["vacancy_levels"]) + len(small["displacement_levels"])
