@@ -23,6 +23,7 @@ import numpy as np
 
 from .fingerprint import _solid_angle_image, detector_q, form_factor, pixel_offsets
 
+D4_VIEWS = tuple((k, mirror) for k in range(4) for mirror in (False, True))  # the 8 (turns, mirror) of d4
 BACKGROUND_RANGE = (1e-4, 5e-2)
 BACKGROUND_PROBABILITY = 0.5
 

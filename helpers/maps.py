@@ -7,7 +7,7 @@ layer, each convolution is undone by the transposed convolution with its trained
 out), its ReLU by the switches of the forward pass (only where the forward activation was positive
 does the signal pass; Zeiler & Fergus instead apply a ReLU to the backward signal), and each max-pool
 by nearest-neighbour up-sampling (not by the max locations), and the input standardisation of a
-model trained with it by its adjoint (division by each ring's spread). With the switches fixed, this is the
+model trained with it by its adjoint (division by each pixel's spread). With the switches fixed, this is the
 exact adjoint of the network up to that layer with its max-pools read as 2 x 2 sums. The result is an image of the input's shape that shows which
 pixels, i.e. which diffraction peaks, drive those filters. Summed over the top filters of the last
 convolution and averaged over the samples of a class, it gives the class template.
@@ -108,6 +108,8 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
     if not 1 <= top_k <= n_filters:
         raise ValueError(f"top_k must be between 1 and {n_filters} (the filters of {layer_name}), got {top_k}")
     kernels = {layer.name: np.asarray(layer.get_weights()[0]) for layer in chain if type(layer).__name__ == "Conv2D"}
+    adjoints = {layer.name: _standardisation_adjoint(layer) for layer in chain
+                if type(layer).__name__ == "Normalization"}
     maps = np.empty((len(X), top_k, *SHAPE), np.float32)
     filters = np.empty((len(X), top_k), np.int64)
     strength = np.empty((len(X), top_k), np.float32)
@@ -131,7 +133,7 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
                 switches = np.repeat(acts[layer.name] > 0, top_k, axis=0)
                 signal = transposed_conv(signal * switches, kernels[layer.name])
             elif type(layer).__name__ == "Normalization":  # the input standardisation: its adjoint
-                signal = signal * _standardisation_adjoint(layer)
+                signal = signal * adjoints[layer.name]
             else:  # un-pooling by nearest-neighbour up-sampling
                 p = layer.pool_size
                 signal = np.repeat(np.repeat(signal, p[0], axis=1), p[1], axis=2)

@@ -129,7 +129,7 @@ def symmetric_standardisation(X: np.ndarray, batch: int = 512) -> tuple:
     over the symmetries, the statistics use 8 times the data and are unchanged by them, so
     standardising commutes with every one of them (augmentation and symmetrised prediction stay exact).
     """
-    from .augment import d4
+    from .augment import D4_VIEWS, d4
 
     X = check_fingerprints(X)
     if len(X) == 0:
@@ -140,9 +140,8 @@ def symmetric_standardisation(X: np.ndarray, batch: int = 512) -> tuple:
         xb = X[start:start + batch].astype(np.float64)
         s1 += xb.sum(axis=0)
         s2 += (xb * xb).sum(axis=0)
-    views = [(k, m) for k in range(4) for m in (False, True)]
-    m1 = sum(d4(s1, k, m) for k, m in views) / (8.0 * len(X))
-    m2 = sum(d4(s2, k, m) for k, m in views) / (8.0 * len(X))
+    m1 = sum(d4(s1, k, m) for k, m in D4_VIEWS) / (len(D4_VIEWS) * len(X))
+    m2 = sum(d4(s2, k, m) for k, m in D4_VIEWS) / (len(D4_VIEWS) * len(X))
     var = np.maximum(m2 - m1 * m1, 0.0)
     off = ~ring_mask()
     m1[off], var[off] = 0.0, 0.0
@@ -272,11 +271,10 @@ def predict_proba(model, X: np.ndarray, batch_size: int = 256, symmetrise: bool 
         return np.zeros((0, model.output_shape[-1]), np.float32)
     if not symmetrise:
         return np.asarray(model.predict(X, batch_size=batch_size, verbose=0))
-    from .augment import d4
+    from .augment import D4_VIEWS, d4
 
-    views = [(k, m) for k in range(4) for m in (False, True)]
     return sum(np.asarray(model.predict(d4(X, k, m), batch_size=batch_size, verbose=0), np.float64)
-               for k, m in views).astype(np.float32) / len(views)
+               for k, m in D4_VIEWS).astype(np.float32) / len(D4_VIEWS)
 
 
 # ---- storage ----------------------------------------------------------------------------------
