@@ -210,9 +210,17 @@ def _callbacks(n_batches: int, epochs: int, progress: bool, monitor: str = "val_
     return KeepBest(), Bar()
 
 
+def ema_momentum_for(steps_per_epoch: int) -> float:
+    """Momentum of the weight average that spans about the last third of an epoch:
+    1 - 1 / max(2, steps_per_epoch // 3) (0.9904 for the 312 steps of the default size). A fixed 0.99 would
+    average over 100 steps, longer than a whole epoch of a small run, and hold the weights back."""
+    return 1.0 - 1.0 / max(2, steps_per_epoch // 3)
+
+
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
           validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
-          elements=None, standardise: bool = True):
+          elements=None, standardise: bool = True, average_weights: bool = True, ema_momentum: float | None = None,
+          callbacks=()):
     """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
     validation split, the epoch with the best validation accuracy kept.
 
@@ -220,6 +228,13 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     :mod:`helpers.augment` describes (exact detector symmetries, diffuse background); the validation
     fingerprints never are. With ``standardise`` (the default) the network starts with a fixed
     per-pixel standardisation computed from the training split (:func:`symmetric_standardisation`).
+
+    ``average_weights`` (default) turns on Keras's own exponential moving average of the weights
+    (``Adam(use_ema=True)``): after every step the average moves by ``1 - ema_momentum`` towards the new
+    weights, and at the last step of every epoch the weights are replaced by it. Each epoch's validation,
+    and the epoch that is kept, are then the averaged weights, which no longer carry the noise of the last
+    steps. ``ema_momentum=None`` chooses :func:`ema_momentum_for` (an average over about the last third of
+    an epoch; 0.9904 at the default size). ``callbacks``: more Keras callbacks for ``fit``.
     Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds per epoch and the
     validation indices.
     """
@@ -230,14 +245,23 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         raise ValueError(f"{len(X)} fingerprints but {len(y)} labels")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
+        raise ValueError(f"ema_momentum must be between 0 and 1 (e.g. 0.99), or None to derive it; got {ema_momentum}")
     n_classes = len(CLASSES)
     train_idx, val_idx = stratified_split(y, validation_fraction, seed)
+    steps = math.ceil(len(train_idx) / batch_size)  # batches per epoch, here and in augment.batches
+    if average_weights and ema_momentum is None:
+        ema_momentum = ema_momentum_for(steps)
+    elif not average_weights:
+        ema_momentum = None
     stats = symmetric_standardisation(X[train_idx]) if standardise else None
     model = build_model(n_classes, seed=seed, standardisation=stats)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+    average = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum),
+                                               "ema_overwrite_frequency": steps}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, **average), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
-    keep, bar = _callbacks(math.ceil(len(train_idx) / batch_size), epochs, progress)
+    keep, bar = _callbacks(steps, epochs, progress)
     if elements is None:
         data = {"x": X[train_idx], "y": onehot[y[train_idx]], "batch_size": batch_size, "shuffle": True}
     else:
@@ -249,14 +273,14 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
                              f"got shape {elements.shape}")
         data = {"x": augment.batches(X[train_idx], onehot[y[train_idx]], elements[train_idx], batch_size, seed)}
     history = model.fit(**data, epochs=epochs, validation_data=(X[val_idx], onehot[y[val_idx]]),
-                        callbacks=[keep, bar], verbose=verbose)
+                        callbacks=[keep, bar, *callbacks], verbose=verbose)
     info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
             "best_epoch": int(keep.best_epoch) + 1, "best_val_accuracy": float(keep.best),
             "seconds_per_epoch": [float(s) for s in keep.seconds], "n_train": int(len(train_idx)),
             "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
             "batch_size": int(batch_size), "learning_rate": float(learning_rate),
             "validation_fraction": float(validation_fraction), "seed": int(seed),
-            "augmented": elements is not None,
+            "augmented": elements is not None, "ema_momentum": None if ema_momentum is None else float(ema_momentum),
             "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None}
     return model, info
 

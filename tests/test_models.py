@@ -109,6 +109,32 @@ def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
         models.load_model(tmp_path)
 
 
+def test_weight_average_is_written_into_the_model_at_every_epoch_end():
+    keras = models.keras_module()
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(7), 12)
+    X = rng.random((len(y), 64, 64, 3), dtype=np.float32) * 0.1
+    X[np.arange(len(y)), 20, 5 + 7 * y, y % 3] = 1.0
+    gaps = []
+
+    class Gap(keras.callbacks.Callback):
+        """Largest difference between the model's weights and the optimizer's moving average."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            averages = self.model.optimizer._model_variables_moving_average  # Keras 3's EMA slots
+            gaps.append(max(float(np.max(np.abs(keras.ops.convert_to_numpy(v) - keras.ops.convert_to_numpy(a))))
+                            for v, a in zip(self.model.trainable_variables, averages)))
+
+    averaged, info = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, callbacks=[Gap()])
+    assert info["ema_momentum"] == models.ema_momentum_for(10) == pytest.approx(2 / 3)  # 77 images, batches of 8
+    assert gaps == [0.0, 0.0]  # validated and kept: the average itself
+    plain, info_plain = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, average_weights=False)
+    assert info_plain["ema_momentum"] is None
+    assert not np.allclose(averaged.get_layer("conv1").get_weights()[0], plain.get_layer("conv1").get_weights()[0])
+    with pytest.raises(ValueError, match="ema_momentum"):
+        models.train(X, y, epochs=1, progress=False, ema_momentum=1.5)
+
+
 def test_missing_model_names_notebook_03(tmp_path):
     with pytest.raises(FileNotFoundError, match="03_cnn_training"):
         models.load_model(tmp_path)
