@@ -113,6 +113,9 @@ def report_markdown(cnn: dict, model_meta: dict, robustness, table5, new_samples
         f"{'yes' if model_meta['training'].get('standardisation') else 'no'} | no | no |",
         f"| training augmentation (`helpers.augment`) | {'yes' if model_meta['training'].get('augmented') else 'no'} | "
         "no | no |",
+        f"| moving average of the weights (Adam `use_ema`) | "
+        + (f"momentum {model_meta['training']['ema_momentum']:.4f}" if model_meta["training"].get("ema_momentum") else "no")
+        + " | no | no |",
         f"| best epoch (validation accuracy) | {cnn['best_epoch']} ({cnn['best_val_accuracy']:.4f}) | — | — |",
         f"| seconds per epoch | {', '.join(f'{s:.1f}' for s in cnn['seconds_per_epoch'])} ({cnn['device']}) | "
         "5 epochs in about 2.5 min on a Tesla K80 | — |",

@@ -1,5 +1,6 @@
 """Run every notebook of the series in numeric order with small parameters, then check what each wrote."""
 import json
+import math
 
 import nbformat
 import numpy as np
@@ -123,6 +124,8 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     assert (models.predict_proba(model, test.X).argmax(axis=1) == test.y).mean() == pytest.approx(acc["test_pristine"])
     # trained as 03 does by default: standardised input (a layer saved in the model), augmented batches
     assert results["standardised"] and results["augmented"] and meta["training"]["augmented"]
+    steps = math.ceil(meta["training"]["n_train"] / small["batch_size"])
+    assert results["ema_momentum"] == meta["training"]["ema_momentum"] == models.ema_momentum_for(steps)
     assert model.layers[0].name == "standardise" and meta["training"]["standardisation"]
     eight = models.predict_proba(model, test.X, symmetrise=True).argmax(axis=1)
     assert (eight == test.y).mean() == pytest.approx(results["accuracy_8_views"]["test_pristine"])
