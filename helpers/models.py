@@ -250,10 +250,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     n_classes = len(CLASSES)
     train_idx, val_idx = stratified_split(y, validation_fraction, seed)
     steps = math.ceil(len(train_idx) / batch_size)  # batches per epoch, here and in augment.batches
-    if average_weights and ema_momentum is None:
-        ema_momentum = ema_momentum_for(steps)
-    elif not average_weights:
-        ema_momentum = None
+    ema_momentum = (ema_momentum or ema_momentum_for(steps)) if average_weights else None
     stats = symmetric_standardisation(X[train_idx]) if standardise else None
     model = build_model(n_classes, seed=seed, standardisation=stats)
     average = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum),

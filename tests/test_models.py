@@ -79,11 +79,17 @@ def test_uncertainty_bounds():
     assert np.allclose(models.uncertainty(certain)["predictive_entropy"], 0.0, atol=1e-9)
 
 
-def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
-    rng = np.random.default_rng(0)
+def _one_bright_pixel_per_class(seed):
+    """12 noisy images per class, each with one class-specific bright pixel: (X, y)."""
+    rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(7), 12)
     X = rng.random((len(y), 64, 64, 3), dtype=np.float32) * 0.1
-    X[np.arange(len(y)), 20, 5 + 7 * y, y % 3] = 1.0  # one class-specific bright pixel
+    X[np.arange(len(y)), 20, 5 + 7 * y, y % 3] = 1.0
+    return X, y
+
+
+def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
+    X, y = _one_bright_pixel_per_class(0)
     trained, info = models.train(X, y, epochs=3, batch_size=8, seed=0, progress=False)
     val = np.asarray(info["validation_index"])
     assert len(val) == 7 and info["n_train"] == len(y) - 7
@@ -111,10 +117,7 @@ def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
 
 def test_weight_average_is_written_into_the_model_at_every_epoch_end():
     keras = models.keras_module()
-    rng = np.random.default_rng(1)
-    y = np.repeat(np.arange(7), 12)
-    X = rng.random((len(y), 64, 64, 3), dtype=np.float32) * 0.1
-    X[np.arange(len(y)), 20, 5 + 7 * y, y % 3] = 1.0
+    X, y = _one_bright_pixel_per_class(1)
     gaps = []
 
     class Gap(keras.callbacks.Callback):
