@@ -6,7 +6,8 @@
 Each structure is prepared as the training data were, without depending on finding symmetry:
 a small cell (fewer than ``min_atoms`` atoms) is brought to its standard conventional cell when
 spglib finds one (the cell as given otherwise) and repeated to about ``target_atoms`` atoms; a
-larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is. A model
+larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is. The answer
+is averaged over several random orientations of the prepared structure (``n_orientations``). A model
 trained on data of notebook 01's ``orientation="standard"`` gets small cells in spglib's standard
 orientation; input it cannot align (a large supercell) is outside what that model learned, and its
 row says so.
@@ -21,6 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from . import models
+from .orientations import DEFAULT_ORIENTATIONS, check_n_orientations, orientation_mc_dropout
 from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
 from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
 
@@ -79,14 +81,20 @@ def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms:
 
 def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
              min_atoms: int = 128, allow_multiple_elements: bool = False, orientation: str | None = None,
-             n_jobs: int | None = None, progress: bool = False):
+             n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False):
     """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
 
     One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``n_atoms``
-    (as fingerprinted), ``prepared`` (what was done to it), ``predicted_class``, ``probability``
-    (mean Monte-Carlo-dropout probability of that class), ``predictive_entropy`` and
-    ``mutual_information`` (nats, over ``n_mc`` stochastic passes), ``p_<class>`` for every class,
-    and ``error``. An input that cannot be classified gets a row with its error and no prediction
+    (as fingerprinted), ``prepared`` (what was done to it), ``n_orientations``, ``predicted_class``,
+    ``probability`` (mean Monte-Carlo-dropout probability of that class), ``predictive_entropy`` and
+    ``mutual_information`` (nats, over ``n_mc`` stochastic passes of each of the ``n_orientations``
+    views), ``p_<class>`` for every class, and ``error``.
+
+    Each structure is fingerprinted as given and in ``n_orientations - 1`` more random orientations
+    (:mod:`helpers.orientations`, drawn from ``seed``), and the answer is averaged over them: one
+    fingerprint of a randomly turned crystal is an arbitrary cut through its reciprocal lattice.
+    The default is ``DEFAULT_ORIENTATIONS`` (16) for a model trained on randomly oriented crystals and 1 (the structure as
+    given) for one trained in the standard orientation, which must not be turned. An input that cannot be classified gets a row with its error and no prediction
     (and a warning); when no input at all can be classified, a ValueError is raised instead.
     ``model=None`` loads the model that notebook 03 saved under data/; ``target_atoms`` and
     ``orientation`` then default to those of its training data (otherwise to 256 and "random").
@@ -104,6 +112,12 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         trained_on = meta.get("data", {}).get("params", {})
     target_atoms = int(target_atoms or trained_on.get("target_atoms", 256))
     orientation = orientation or trained_on.get("orientation", "random")
+    if n_orientations is None:
+        n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
+    n_orientations = check_n_orientations(n_orientations)
+    if orientation == "standard" and n_orientations != 1:
+        raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the standard "
+                         "orientation, which turning them would undo: pass n_orientations=1")
     rows, ready = [], []
     for item in structures:
         try:
@@ -139,10 +153,13 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         if not kept:
             raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows)) from None
         ready, X = kept, np.stack(fps)
-    out = models.mc_dropout(model, X, n_samples=n_mc, seed=seed)
+    out = orientation_mc_dropout(model, [a for _, a in ready], n_orientations=n_orientations, n_samples=n_mc,
+                                 seed=seed, fingerprints=X, n_jobs=n_jobs if n_jobs is not None else
+                                 (1 if len(ready) < 32 else None), progress=progress)
     for k, (i, _) in enumerate(ready):
         p = out["mean_probability"][k]
-        rows[i].update(predicted_class=CLASSES[int(out["predicted"][k])], probability=float(p.max()),
+        rows[i].update(n_orientations=n_orientations, predicted_class=CLASSES[int(out["predicted"][k])],
+                       probability=float(p.max()),
                        predictive_entropy=float(out["predictive_entropy"][k]),
                        mutual_information=float(out["mutual_information"][k]),
                        **{f"p_{c}": float(p[j]) for j, c in enumerate(CLASSES)})
@@ -150,6 +167,6 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     if failed:
         warnings.warn(f"{len(failed)} of {len(rows)} inputs could not be classified (see the 'error' column); "
                       f"first: {failed[0]}", stacklevel=2)
-    columns = (["source", "formula", "n_atoms", "prepared", "predicted_class", "probability",
+    columns = (["source", "formula", "n_atoms", "prepared", "n_orientations", "predicted_class", "probability",
                 "predictive_entropy", "mutual_information"] + [f"p_{c}" for c in CLASSES] + ["error"])
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -153,3 +153,24 @@ def test_default_model_is_the_saved_one(model_dir, model, monkeypatch):
     a = classify(bulk("Cu", "fcc", a=3.61), n_mc=5)
     b = classify(bulk("Cu", "fcc", a=3.61), model=model, n_mc=5)
     assert np.allclose(probabilities(a), probabilities(b))
+
+
+def test_answer_is_averaged_over_orientations(model):
+    from helpers.orientations import DEFAULT_ORIENTATIONS, orientation_probabilities
+
+    cu = bulk("Cu", "fcc", a=3.61)
+    out = classify(cu, model=model, n_mc=5, seed=2)
+    assert out["n_orientations"].iloc[0] == DEFAULT_ORIENTATIONS  # the default for randomly oriented training data
+    prepared, _ = prepare_for_classification(cu)
+    views = orientation_probabilities(model, [prepared], n_orientations=DEFAULT_ORIENTATIONS, seed=2, n_jobs=1,
+                                      progress=False)
+    # MC dropout's mean over passes and views, against the deterministic mean over the views: close, not equal
+    assert np.allclose(probabilities(out)[0], views.mean(axis=0)[0], atol=0.05)
+    one = classify(cu, model=model, n_mc=5, seed=2, n_orientations=1)
+    assert one["n_orientations"].iloc[0] == 1
+    assert not np.allclose(probabilities(one), probabilities(out), atol=1e-4)
+    with pytest.raises(ValueError, match="n_orientations=1"):
+        classify(cu, model=model, orientation="standard", n_orientations=4)
+    assert classify(cu, model=model, n_mc=5, orientation="standard")["n_orientations"].iloc[0] == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        classify(cu, model=model, n_orientations=0)
