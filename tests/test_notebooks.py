@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import datasets, models, series
+from helpers import datasets, models, orientations, series
 from helpers.fingerprint import ring_mask
 from helpers.structures import CLASSES
 
@@ -22,7 +22,8 @@ SMALL = {
     "01_data_generation": DATA,
     "02_diffraction_fingerprints": DATA,
     "03_cnn_training": {**DATA, "epochs": 5, "batch_size": 16, "n_robust_per_class": 2, "n_spglib_per_class": 2,
-                        "vacancy_levels": [0.05, 0.25], "displacement_levels": [0.02], "mc_samples": 10},
+                        "vacancy_levels": [0.05, 0.25], "displacement_levels": [0.02], "mc_samples": 10,
+                        "n_orientations": 4},
     "04_attentive_response_maps": {**DATA, "top_k": 2, "n_template_per_class": 3},
     "05_dimensionality_reduction_clustering": {**DATA, "ae_epochs": 2, "n_components": 20, "conv_latent": 8},
     "06_report_figures": DATA,
@@ -129,6 +130,16 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     assert model.layers[0].name == "standardise" and meta["training"]["standardisation"]
     eight = models.predict_proba(model, test.X, symmetrise=True).argmax(axis=1)
     assert (eight == test.y).mean() == pytest.approx(results["accuracy_8_views"]["test_pristine"])
+    # averaged over random orientations of each held-out structure: recomputed from the stored structures
+    k = small["n_orientations"]
+    assert results["n_orientations"] == k
+    views = orientations.orientation_probabilities(model, datasets.load_structures("test_pristine").all_atoms(),
+                                                   n_orientations=k, seed=SEED, fingerprints=test.X, progress=False)
+    averaged = results["accuracy_orientations"]
+    assert (views.mean(axis=0).argmax(axis=1) == test.y).mean() == pytest.approx(averaged["test_pristine"])
+    assert averaged["test_pristine"] >= above_chance(results["n"]["test_pristine"]), averaged
+    for name, curve in results["accuracy_by_orientations"].items():
+        assert len(curve) == k and curve[0] == pytest.approx(acc[name]) and curve[-1] == pytest.approx(averaged[name])
 
     table = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
     n_levels = 1 + len(small["vacancy_levels"]) + len(small["displacement_levels"])
@@ -141,10 +152,13 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     assert table["cnn"].between(0, 1).all() and (table["mean_entropy"] >= 0).all()
     assert "| pristine |" in (root / "figures" / "tables" / "03_robustness.md").read_text()
     for name in ("test_pristine", "test_vacancies", "test_displacements"):
-        cm = pd.read_csv(root / "figures" / "tables" / f"03_confusion_{name}.csv").set_index("true")
-        assert cm.to_numpy().sum() == 7 * SMALL["01_data_generation"]["n_test_per_class"]
-        assert (root / "figures" / f"03_confusion_{name}.png").stat().st_size > 10_000
-    for fig in ("03_training_history", "03_robustness", "03_uncertainty"):
+        for table_name, accuracy in ((f"03_confusion_{name}", acc[name]),
+                                     (f"03_confusion_{name}_orientations", averaged[name])):
+            cm = pd.read_csv(root / "figures" / "tables" / f"{table_name}.csv").set_index("true").to_numpy()
+            assert cm.sum() == 7 * SMALL["01_data_generation"]["n_test_per_class"]
+            assert np.trace(cm) / cm.sum() == pytest.approx(accuracy)
+            assert (root / "figures" / f"{table_name}.png").stat().st_size > 10_000
+    for fig in ("03_training_history", "03_robustness", "03_uncertainty", "03_orientations"):
         assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000
     assert set(results["hand_made"]) >= {"Cu fcc", "W bcc", "Si diamond", "Mg hcp"}
     assert set(results["hand_made"].values()) <= set(CLASSES)
@@ -216,6 +230,10 @@ def test_06_regenerated_every_report_figure_and_table(executed):
     text = (root / "figures" / "REPORT.md").read_text()
     cnn = json.loads((root / "data" / "cnn_results.json").read_text())
     assert f"{100 * cnn['accuracy']['test_pristine']:.2f} %" in text
+    orientation_row = next(line for line in text.splitlines() if "random orientations of each held-out" in line)
+    assert f"averaged over {cnn['n_orientations']} random orientations" in orientation_row
+    assert all(f"{100 * cnn['accuracy_orientations'][k]:.2f} %" in orientation_row
+               for k in ("test_pristine", "test_vacancies", "test_displacements"))
     assert "84.09 %" in text and "86.81 %" in text and "linear_sum_assignment" in text
     for heading in ("## CNN", "## Robustness against spglib", "## Without labels", "## Figures"):
         assert heading in text
