@@ -22,8 +22,8 @@ import numpy as np
 from ase import Atoms
 
 from . import models
-from .orientations import DEFAULT_ORIENTATIONS, check_n_orientations, orientation_mc_dropout
 from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
+from .orientations import DEFAULT_ORIENTATIONS, check_n_orientations, orientation_mc_dropout
 from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
 
 
@@ -93,8 +93,9 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     Each structure is fingerprinted as given and in ``n_orientations - 1`` more random orientations
     (:mod:`helpers.orientations`, drawn from ``seed``), and the answer is averaged over them: one
     fingerprint of a randomly turned crystal is an arbitrary cut through its reciprocal lattice.
-    The default is ``DEFAULT_ORIENTATIONS`` (16) for a model trained on randomly oriented crystals and 1 (the structure as
-    given) for one trained in the standard orientation, which must not be turned. An input that cannot be classified gets a row with its error and no prediction
+    The default is ``DEFAULT_ORIENTATIONS`` (16) for a model trained on randomly oriented crystals
+    and 1 (the structure as given) for one trained in the standard orientation, which must not be
+    turned. An input that cannot be classified gets a row with its error and no prediction
     (and a warning); when no input at all can be classified, a ValueError is raised instead.
     ``model=None`` loads the model that notebook 03 saved under data/; ``target_atoms`` and
     ``orientation`` then default to those of its training data (otherwise to 256 and "random").
@@ -138,9 +139,10 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
             rows.append(row)
     if not ready:
         raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
+    if n_jobs is None:  # worker processes only pay off for a batch of some size
+        n_jobs = 1 if len(ready) < 32 else None
     try:
-        X = diffraction_fingerprints([a for _, a in ready], n_jobs=n_jobs if n_jobs is not None else
-                                     (1 if len(ready) < 32 else None), progress=progress)
+        X = diffraction_fingerprints([a for _, a in ready], n_jobs=n_jobs, progress=progress)
     except ValueError:
         # one structure the fingerprint refuses (e.g. two atoms on one site) must not cost the others
         kept, fps = [], []
@@ -154,8 +156,7 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
             raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows)) from None
         ready, X = kept, np.stack(fps)
     out = orientation_mc_dropout(model, [a for _, a in ready], n_orientations=n_orientations, n_samples=n_mc,
-                                 seed=seed, fingerprints=X, n_jobs=n_jobs if n_jobs is not None else
-                                 (1 if len(ready) < 32 else None), progress=progress)
+                                 seed=seed, fingerprints=X, n_jobs=n_jobs, progress=progress)
     for k, (i, _) in enumerate(ready):
         p = out["mean_probability"][k]
         rows[i].update(n_orientations=n_orientations, predicted_class=CLASSES[int(out["predicted"][k])],
