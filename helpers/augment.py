@@ -7,12 +7,20 @@ Two transformations, both drawn per fingerprint and per batch, neither using any
   the image (Friedel's law makes the mirror image a rotated crystal for the intensities). These 8 maps (the
   group D4) therefore give the fingerprints of other, equally likely random orientations of the same crystal;
   ``tests/test_augment.py`` checks them against fingerprints computed from the turned crystal.
-* **Diffuse background.** Missing atoms (and, less, displaced ones) add Laue diffuse scattering, smooth and
-  proportional to the solid angle times the squared form factor, Omega(p) f(|q|)^2, under the Bragg peaks. With
-  random orientation the peaks of a cut are often weak, so this background changes what the network sees
-  (25 % vacancies raise the median ring pixel ninefold). Adding Omega f^2 at a random level (log-uniform,
-  1e-4 to 5e-2 of the brightest peak) to half of the training fingerprints, then normalising again, teaches the
-  network to ignore it.
+* **Diffuse background.** Missing atoms (and, less, displaced ones) add Laue diffuse scattering under the Bragg
+  peaks. Its mean is smooth, the solid angle times the squared form factor, Omega(p) f(|q|)^2, but a finite sample
+  turns it into *speckle*: the scattering of the randomly placed defects is a sum of many random phasors, so its
+  intensity at one pixel is exponentially distributed about that mean, and a channel (the sum of two patterns,
+  the structure turned by -45 and +45 degrees) follows Gamma(2) with mean 1 (relative spread 0.71; speckles are
+  about one pixel wide, so pixels are independent). With random orientation the peaks of a cut are often weak, so
+  this background changes what the network sees (25 % vacancies raise the median ring pixel ninefold), and it is
+  the speckle, not the smooth mean, that the network mistakes for peaks: on pristine held-out fingerprints a
+  smooth background at the level of 25 % vacancies (about 0.6 % of the brightest peak) left a network trained
+  with the smooth background at 94.8 %, while the same level with speckle brought it to 92.4 % with the same fcc
+  -> bcc errors as real 25 % vacancies (92.1 %). Adding Omega f^2 times Gamma(2) noise at a random level
+  (log-uniform, 1e-4 to 5e-2 of the brightest peak) to half of the training fingerprints, then normalising
+  again, teaches the network to ignore it. ``tests/test_augment.py`` checks the mean and the spread against
+  fingerprints of a crystal with vacancies.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from .fingerprint import _solid_angle_image, detector_q, form_factor, pixel_offs
 D4_VIEWS = tuple((k, mirror) for k in range(4) for mirror in (False, True))  # the 8 (turns, mirror) of d4
 BACKGROUND_RANGE = (1e-4, 5e-2)
 BACKGROUND_PROBABILITY = 0.5
+SPECKLE_SHAPE = 2.0  # Gamma shape of a channel's diffuse intensity: the sum of two exponential speckle patterns
 
 
 def d4(X: np.ndarray, k: int, mirror: bool) -> np.ndarray:
@@ -47,22 +56,24 @@ def diffuse_background(element: str) -> np.ndarray:
     return (b / b.max()).astype(np.float32)
 
 
-def add_background(x: np.ndarray, element: str, level: float) -> np.ndarray:
-    """x plus ``level`` times the element's diffuse background in every channel, normalised to maximum 1
-    again (as the fingerprint itself is)."""
-    y = x + np.float32(level) * diffuse_background(element)[..., None]
+def add_background(x: np.ndarray, element: str, level: float, rng: np.random.Generator) -> np.ndarray:
+    """x plus a speckled diffuse background: ``level`` times the element's Omega f^2 times independent
+    Gamma(2) noise of mean 1 at every pixel and channel, normalised to maximum 1 again (as the fingerprint
+    itself is)."""
+    speckle = rng.gamma(SPECKLE_SHAPE, 1.0 / SPECKLE_SHAPE, size=x.shape).astype(np.float32)
+    y = x + np.float32(level) * diffuse_background(element)[..., None] * speckle
     return (y / y.max()).astype(np.float32)
 
 
 def augment_batch(X: np.ndarray, elements, rng: np.random.Generator) -> np.ndarray:
-    """A random D4 map for every fingerprint, and a diffuse background of random level for about half."""
+    """A random D4 map for every fingerprint, and a speckled diffuse background of random level for about half."""
     out = np.empty_like(X)
     n = len(X)
     ks, mirrors = rng.integers(0, 4, n), rng.integers(0, 2, n)
     lo, hi = np.log(BACKGROUND_RANGE[0]), np.log(BACKGROUND_RANGE[1])
     levels = np.exp(rng.uniform(lo, hi, n)) * (rng.random(n) < BACKGROUND_PROBABILITY)
     for i in range(n):
-        x = add_background(X[i], elements[i], levels[i]) if levels[i] > 0 else X[i]
+        x = add_background(X[i], elements[i], levels[i], rng) if levels[i] > 0 else X[i]
         out[i] = d4(x, int(ks[i]), bool(mirrors[i]))
     return out
 
