@@ -24,9 +24,10 @@ from . import models
 from .fingerprint import diffraction_fingerprints
 from .structures import random_rotation, rotate
 
-#: Views per structure by default (03 and ``classify``). At the default size, with the model of seed 0, the
-#: accuracy on the validation split reached 100 % at 16 views and stayed there at 20 and 24 (README); the
-#: 15 extra views cost about 140 s per 1,400 structures (fingerprints and forward passes) on 2 cores.
+#: Views per structure by default (03 and ``classify``). At the default size, with the model of seed 0 (smooth
+#: background, e55527e), the accuracy on the validation split reached 100 % at 16 views and stayed there at 20
+#: and 24 (README); the 15 extra views cost about 140 s per 1,400 structures (fingerprints and forward passes)
+#: on 2 cores.
 DEFAULT_ORIENTATIONS = 16
 
 
