@@ -90,3 +90,14 @@ def test_the_speckled_background_has_the_statistics_of_real_vacancies(crystal):
                             / shape[ring_mask()][:, None] for _ in range(3)]).ravel()
     added /= added.mean()
     assert abs(added.std() - r.std()) < 0.15 and abs(np.median(added) - np.median(r)) < 0.1
+
+
+def test_training_with_augmentation(crystal):
+    rng = np.random.default_rng(0)
+    X = rng.random((28, 64, 64, 3)).astype(np.float32) * ring_mask()[..., None]
+    y = np.repeat(np.arange(7), 4)
+    model, info = models.train(X, y, epochs=1, batch_size=8, validation_fraction=0.25, seed=0, progress=False,
+                               elements=["Cu"] * 28)
+    assert info["augmented"] and info["n_train"] == 21 and len(info["history"]["loss"]) == 1
+    with pytest.raises(ValueError, match="element of each"):
+        models.train(X, y, epochs=1, elements=["Cu"] * 3, progress=False)
