@@ -349,6 +349,12 @@ def _solid_angle_image() -> np.ndarray:
 
 
 def _assemble(patterns: dict) -> np.ndarray:
+    return normalise(channel_intensities(patterns))
+
+
+def channel_intensities(patterns: dict) -> np.ndarray:
+    """The R, G, B channels (64, 64, 3) before normalisation: Omega |Psi|^2 summed over the structure
+    turned by -45 and +45 degrees about x, y and z."""
     omega = _solid_angle_image()
     img = {k: v.reshape(N_PIXELS, N_PIXELS) * omega for k, v in patterns.items()}
     # I(p; Rz(-45)) = I(R90 p; Rz(+45)), R90 the grid rotation that takes pixel (x, y) to (-y, x);
@@ -358,7 +364,7 @@ def _assemble(patterns: dict) -> np.ndarray:
     red = img["x-"] + img["x+"]
     green = img["y-"] + img["y+"]
     blue = z_plus + z_minus
-    return normalise(np.stack([red, green, blue], axis=-1))
+    return np.stack([red, green, blue], axis=-1)
 
 
 def normalise(channels: np.ndarray) -> np.ndarray:

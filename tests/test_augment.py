@@ -4,9 +4,10 @@ vacancies add."""
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.data import atomic_numbers
 from scipy.spatial.transform import Rotation
 
-from helpers import augment, defects, models
+from helpers import augment, defects, fingerprint, models
 from helpers.fingerprint import (_f2_image, _pattern_images, _prepared, _solid_angle_image, diffraction_fingerprint,
                                   pixel_distance, ring_mask, rotation_matrix)
 
@@ -60,11 +61,8 @@ def test_augmented_batch_stays_a_fingerprint_and_is_reproducible(crystal):
 
 
 def channel_intensities(atoms):
-    """The three channels before normalisation (R, G, B: sums over the structure turned by -45 and +45 degrees)."""
-    pos, numbers = _prepared(atoms)
-    omega = _solid_angle_image().reshape(64, 64)
-    img = {k: v.reshape(64, 64) * omega for k, v in _pattern_images(pos, numbers).items()}
-    return np.stack([img["x-"] + img["x+"], img["y-"] + img["y+"], img["z+"] + np.rot90(img["z+"])], axis=-1)
+    """The three channels of ``atoms`` before normalisation (R, G, B)."""
+    return fingerprint.channel_intensities(_pattern_images(*_prepared(atoms)))
 
 
 def test_the_speckled_background_has_the_statistics_of_real_vacancies(crystal):
@@ -73,7 +71,7 @@ def test_the_speckled_background_has_the_statistics_of_real_vacancies(crystal):
     exponential speckle patterns summed): the model behind ``add_background``."""
     p, n = 0.25, len(crystal)
     pristine = channel_intensities(crystal)
-    laue_mean = 2 * p * (1 - p) * n * (_f2_image(29).reshape(64, 64) * _solid_angle_image().reshape(64, 64))
+    laue_mean = 2 * p * (1 - p) * n * (_f2_image(atomic_numbers["Cu"]).reshape(64, 64) * _solid_angle_image().reshape(64, 64))
     shape = laue_mean / laue_mean.max()
     assert np.allclose(shape, augment.diffuse_background("Cu"), atol=1e-6)  # the augmentation's mean shape
     off_peak = (pristine < 1e-3 * pristine.max()) & ring_mask()[..., None]
