@@ -58,6 +58,15 @@ def pct(v) -> str:
     return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
 
 
+def _held_out_row(cnn: dict, key: str, label: str, note: str = "") -> list:
+    """The Markdown row of ``cnn[key]`` on the three held-out sets in one cell, or no row if it was not measured."""
+    if key not in cnn:
+        return []
+    sets = ("test_pristine", "test_vacancies", "test_displacements")
+    return [f"| {label} (pristine, vacancies, displacements{note}) | " + ", ".join(pct(cnn[key][k]) for k in sets)
+            + " | — | — |"]
+
+
 def _row(table, defect: str, level: float):
     hit = table[(table.defect == defect) & np.isclose(table.level, level)]
     return None if hit.empty else hit.iloc[0]
@@ -106,13 +115,9 @@ def report_markdown(cnn: dict, model_meta: dict, robustness, table5, new_samples
         "its defective file was the pristine one) | ≈ 100 % |",
         f"| displacements σ = {100 * params['displacement_sigma']:g} % | {pct(acc['test_displacements'])} | "
         "not measured | ≈ 100 % |",
-        *([f"| averaged over the 8 detector symmetries (pristine, vacancies, displacements) | "
-           + ", ".join(pct(cnn["accuracy_8_views"][k]) for k in ("test_pristine", "test_vacancies", "test_displacements"))
-           + " | — | — |"] if "accuracy_8_views" in cnn else []),
-        *([f"| averaged over {cnn['n_orientations']} random orientations of each held-out structure (pristine, "
-           "vacancies, displacements; `helpers.orientations`) | "
-           + ", ".join(pct(cnn["accuracy_orientations"][k]) for k in ("test_pristine", "test_vacancies", "test_displacements"))
-           + " | — | — |"] if "accuracy_orientations" in cnn else []),
+        *_held_out_row(cnn, "accuracy_8_views", "averaged over the 8 detector symmetries"),
+        *_held_out_row(cnn, "accuracy_orientations", f"averaged over {cnn.get('n_orientations')} random orientations "
+                       "of each held-out structure", "; `helpers.orientations`"),
         f"| input standardisation (per pixel, before conv1) | "
         f"{'yes' if model_meta['training'].get('standardisation') else 'no'} | no | no |",
         f"| training augmentation (`helpers.augment`) | {'yes' if model_meta['training'].get('augmented') else 'no'} | "
