@@ -7,7 +7,7 @@ Each structure is prepared as the training data were, without depending on findi
 a small cell (fewer than ``min_atoms`` atoms) is brought to its standard conventional cell when
 spglib finds one (the cell as given otherwise) and repeated to about ``target_atoms`` atoms; a
 larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is. The answer
-is averaged over several random orientations of the prepared structure (``n_orientations``). A model
+is combined over several random orientations of the prepared structure (``n_orientations``). A model
 trained on data of notebook 01's ``orientation="standard"`` gets small cells in spglib's standard
 orientation; input it cannot align (a large supercell) is outside what that model learned, and its
 row says so.
@@ -23,7 +23,7 @@ from ase import Atoms
 
 from . import models
 from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
-from .orientations import DEFAULT_ORIENTATIONS, check_n_orientations, orientation_mc_dropout
+from .orientations import DEFAULT_ORIENTATIONS, DEFAULT_POOL, POOLS, check_n_orientations, orientation_mc_dropout
 from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
 
 
@@ -81,18 +81,22 @@ def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms:
 
 def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
              min_atoms: int = 128, allow_multiple_elements: bool = False, orientation: str | None = None,
-             n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False):
+             n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False,
+             pool: str = DEFAULT_POOL):
     """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
 
     One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``n_atoms``
     (as fingerprinted), ``prepared`` (what was done to it), ``n_orientations``, ``predicted_class``,
-    ``probability`` (mean Monte-Carlo-dropout probability of that class), ``predictive_entropy`` and
-    ``mutual_information`` (nats, over ``n_mc`` stochastic passes of each of the ``n_orientations``
-    views), ``p_<class>`` for every class, and ``error``.
+    ``probability`` (that class's probability: each view's mean over ``n_mc`` Monte-Carlo-dropout passes,
+    combined over the views with ``pool``), ``predictive_entropy`` and ``mutual_information`` (nats, over
+    the ``n_mc`` stochastic passes of each of the ``n_orientations`` views together), ``p_<class>`` for every
+    class (combined like ``probability``), and ``error``.
 
     Each structure is fingerprinted as given and in ``n_orientations - 1`` more random orientations
-    (:mod:`helpers.orientations`, drawn from ``seed``), and the answer is averaged over them: one
+    (:mod:`helpers.orientations`, drawn from ``seed``), and the answer is combined over them: one
     fingerprint of a randomly turned crystal is an arbitrary cut through its reciprocal lattice.
+    ``pool`` is "log" (normalised geometric mean of the views' probabilities, the default) or "linear"
+    (their arithmetic mean); see :func:`helpers.orientations.combine_views`.
     The default is ``DEFAULT_ORIENTATIONS`` (16) for a model trained on randomly oriented crystals
     and 1 (the structure as given) for one trained in the standard orientation, which must not be
     turned. An input that cannot be classified gets a row with its error and no prediction
@@ -116,6 +120,8 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     if n_orientations is None:
         n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
     n_orientations = check_n_orientations(n_orientations)
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if orientation == "standard" and n_orientations != 1:
         raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the standard "
                          "orientation, which turning them would undo: pass n_orientations=1")
@@ -156,9 +162,9 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
             raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows)) from None
         ready, X = kept, np.stack(fps)
     out = orientation_mc_dropout(model, [a for _, a in ready], n_orientations=n_orientations, n_samples=n_mc,
-                                 seed=seed, fingerprints=X, n_jobs=n_jobs, progress=progress)
+                                 seed=seed, fingerprints=X, n_jobs=n_jobs, progress=progress, pool=pool)
     for k, (i, _) in enumerate(ready):
-        p = out["mean_probability"][k]
+        p = out["pooled_probability"][k]
         rows[i].update(n_orientations=n_orientations, predicted_class=CLASSES[int(out["predicted"][k])],
                        probability=float(p.max()),
                        predictive_entropy=float(out["predictive_entropy"][k]),

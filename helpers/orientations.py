@@ -5,10 +5,21 @@ reciprocal lattice at an arbitrary angle; whether a cut meets the peaks that tel
 distorted hcp from a bct lattice is luck. The class belongs to the structure, not to the cut, and
 a structure can be turned at will: view 0 is the structure as given (its fingerprint may be passed
 in), views 1, 2, ... are the same atoms turned rigidly by rotations drawn uniformly from SO(3).
-Averaging the class probabilities over the views is the Monte-Carlo estimate of the answer
-averaged over all orientations. The network, the fingerprint and the training are unchanged; only
-the number of fingerprints the network sees per structure grows (one fingerprint costs about as
-much as one forward pass, a few milliseconds).
+The network, the fingerprint and the training are unchanged; only the number of fingerprints the
+network sees per structure grows (one fingerprint costs about as much as one forward pass, a few
+milliseconds).
+
+How the views' answers are combined (:func:`combine_views`): by default the *logarithmic* pool, the
+normalised geometric mean of the views' probabilities, not their arithmetic mean. Each view is
+evidence about the one class of the structure. Were the views independent given the class, Bayes'
+rule with the balanced classes of training would make the posterior proportional to the product of
+the views' probabilities, whose arg max is that of the mean log-probability. A cut that meets a
+peak a class forbids gives that class almost zero, and the product keeps that veto while the
+arithmetic mean dilutes it among the views that saw nothing telling. The views of one crystal are
+not independent, so the product itself would be overconfident; its K-th root, normalised, keeps
+the product's arg max with the calibration of one view. At the default size (README) the
+logarithmic pool was at least as accurate as the arithmetic mean on the validation split at every
+number of views from 2 to 24, and on both held-out draws for all five training seeds.
 
 View k's rotation comes from ``seed`` and k alone, so view k is the same whatever the number of
 views and whatever else is in the batch, and the same seed gives the same answer.
@@ -29,6 +40,31 @@ from .structures import random_rotation, rotate
 #: and 24 (README); the 15 extra views cost about 140 s per 1,400 structures (fingerprints and forward passes)
 #: on 2 cores.
 DEFAULT_ORIENTATIONS = 16
+
+#: How the views' probabilities are combined: "log" (normalised geometric mean, the default) or "linear"
+#: (arithmetic mean; what 03 used before, still reported next to it).
+POOLS = ("log", "linear")
+DEFAULT_POOL = "log"
+_FLOOR = 1e-12  # a probability the float32 softmax rounded to 0 counts as 1e-12: a strong veto, not an infinite one
+
+
+def combine_views(view_probabilities: np.ndarray, pool: str = DEFAULT_POOL) -> np.ndarray:
+    """The answer of several views of each structure: (n_views, n, classes) -> (n, classes), rows summing to 1.
+
+    ``pool="log"``: the normalised geometric mean (logarithmic opinion pool; see the module's docstring);
+    ``pool="linear"``: the arithmetic mean. With one view both return that view's probabilities.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    P = np.asarray(view_probabilities, dtype=np.float64)
+    if P.ndim != 3 or P.shape[0] < 1 or P.shape[2] < 2:
+        raise ValueError(f"view probabilities must have shape (n_views >= 1, n_structures, n_classes >= 2), "
+                         f"got {P.shape}: pass the output of orientation_probabilities")
+    if pool == "linear":
+        return P.mean(axis=0)
+    log_mean = np.log(np.maximum(P, _FLOOR)).mean(axis=0)
+    q = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
+    return q / q.sum(axis=1, keepdims=True)
 
 
 def check_n_orientations(n_orientations) -> int:
@@ -84,7 +120,7 @@ def orientation_probabilities(model, structures: Sequence[Atoms], n_orientations
                               progress: bool = True) -> np.ndarray:
     """Class probabilities of ``model.predict`` for every view, shape (n_orientations, n, classes).
 
-    The orientation-averaged answer is ``.mean(axis=0)``; ``[:k].mean(axis=0)`` is that of the first
+    The orientation-averaged answer is ``combine_views(P)``; ``combine_views(P[:k])`` is that of the first
     k views. ``fingerprints``: those of the structures as given (view 0), to save recomputing them.
     """
     return np.stack([models.predict_proba(model, X)
@@ -93,25 +129,30 @@ def orientation_probabilities(model, structures: Sequence[Atoms], n_orientations
 
 def orientation_mc_dropout(model, structures: Sequence[Atoms], n_orientations: int = DEFAULT_ORIENTATIONS,
                            n_samples: int = 50, seed: int = 0, fingerprints: np.ndarray | None = None,
-                           n_jobs: int | None = None, progress: bool = False) -> dict:
+                           n_jobs: int | None = None, progress: bool = False, pool: str = DEFAULT_POOL) -> dict:
     """:func:`helpers.models.mc_dropout` over views and dropout passes together.
 
     The ``n_samples`` passes (the same dropout masks for every view) times ``n_orientations`` views
-    make one sample of the predictive distribution, from which come ``mean_probability``,
-    ``predictive_entropy`` and ``mutual_information`` (which now also counts views that disagree:
-    the answer's dependence on how the crystal happened to be turned), ``predicted`` (arg max of the
-    mean), ``probability`` (the deterministic answer averaged over the views) and
-    ``view_probability`` (deterministic, per view: (n_orientations, n, classes)). With one view
-    this is exactly :func:`helpers.models.mc_dropout`.
+    make one sample of the predictive distribution, from which come ``mean_probability`` (their
+    arithmetic mean), ``predictive_entropy`` and ``mutual_information`` (which now also counts views
+    that disagree: the answer's dependence on how the crystal happened to be turned). The answer is
+    ``pooled_probability``: each view's mean over the passes, combined over the views by
+    :func:`combine_views` with ``pool``; ``predicted`` is its arg max. Also ``probability`` (the
+    deterministic answer combined over the views the same way) and ``view_probability``
+    (deterministic, per view: (n_orientations, n, classes)). With one view this is exactly
+    :func:`helpers.models.mc_dropout`.
     """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     features = np.stack([models.dense_features(model, X)
                          for _, X in _views(structures, n_orientations, seed, fingerprints, n_jobs, progress)])
     n_views, n = features.shape[:2]
     flat = features.reshape(n_views * n, -1)
     samples = models.mc_dropout_samples(model, None, n_samples=n_samples, seed=seed, features=flat)
     out = models.uncertainty(samples.reshape(n_samples * n_views, n, -1))
-    out["predicted"] = out["mean_probability"].argmax(axis=1)
+    out["pooled_probability"] = combine_views(samples.reshape(n_samples, n_views, n, -1).mean(axis=0), pool)
+    out["predicted"] = out["pooled_probability"].argmax(axis=1)
     views = models.mc_dropout_samples(model, None, n_samples=1, rate=0.0, features=flat)[0].reshape(n_views, n, -1)
     out["view_probability"] = views
-    out["probability"] = views.mean(axis=0)
+    out["probability"] = combine_views(views, pool)
     return out

@@ -5,8 +5,8 @@ from ase.build import bulk
 
 from helpers import models
 from helpers.fingerprint import diffraction_fingerprints
-from helpers.orientations import (orientation_mc_dropout, orientation_probabilities, view_fingerprints,
-                                  view_rotation)
+from helpers.orientations import (combine_views, orientation_mc_dropout, orientation_probabilities,
+                                  view_fingerprints, view_rotation)
 from helpers.structures import rotate
 
 
@@ -71,14 +71,47 @@ def test_mc_dropout_over_views(model, crystals):
     P = orientation_probabilities(model, crystals, n_orientations=3, seed=3, fingerprints=as_given, n_jobs=1,
                                   progress=False)
     assert np.allclose(out["view_probability"], P, atol=1e-5)
-    assert np.allclose(out["probability"], P.mean(axis=0), atol=1e-5)
-    assert np.array_equal(out["predicted"], out["mean_probability"].argmax(axis=1))
+    assert np.allclose(out["probability"], combine_views(P, "log"), atol=1e-5)
     # the mean over 7 passes x 3 views is the mean over the views of each view's 7-pass mean
     per_view = [models.mc_dropout(model, X, n_samples=7, seed=3)["mean_probability"]
                 for X in (as_given, view_fingerprints(crystals, 1, seed=3, n_jobs=1),
                           view_fingerprints(crystals, 2, seed=3, n_jobs=1))]
     assert np.allclose(out["mean_probability"], np.mean(per_view, axis=0), atol=1e-6)
+    # the answer: each view's 7-pass mean, combined over the views by the pool
+    assert np.allclose(out["pooled_probability"], combine_views(np.stack(per_view), "log"), atol=1e-6)
+    assert np.array_equal(out["predicted"], out["pooled_probability"].argmax(axis=1))
+    linear = orientation_mc_dropout(model, crystals, n_orientations=3, n_samples=7, seed=3, fingerprints=as_given,
+                                    n_jobs=1, pool="linear")
+    assert np.allclose(linear["pooled_probability"], linear["mean_probability"], atol=1e-9)
+    assert np.allclose(linear["probability"], P.mean(axis=0), atol=1e-5)
     assert np.all(out["mutual_information"] >= 0) and np.all(out["predictive_entropy"] <= np.log(7) + 1e-9)
+
+
+def test_combining_views():
+    # three views of one structure, two classes: two views lean to class 0, one is sure it is not class 0
+    P = np.array([[[0.9, 0.1]], [[0.9, 0.1]], [[0.001, 0.999]]])
+    assert np.allclose(combine_views(P, "linear"), [[1.801 / 3, 1.199 / 3]])
+    log = combine_views(P, "log")
+    g = np.array([(0.9 * 0.9 * 0.001) ** (1 / 3), (0.1 * 0.1 * 0.999) ** (1 / 3)])  # geometric means
+    assert np.allclose(log, [g / g.sum()]) and log.argmax() == 1  # the confident veto decides
+    assert combine_views(P, "linear").argmax() == 0  # the arithmetic mean dilutes it
+    # one view: both pools give that view; rows sum to 1; a probability rounded to 0 gives no nan
+    rng = np.random.default_rng(0)
+    one = rng.dirichlet(np.ones(7), size=(1, 5))
+    for pool in ("log", "linear"):
+        assert np.allclose(combine_views(one, pool), one[0])
+    many = rng.dirichlet(np.ones(7), size=(4, 5)).astype(np.float32)
+    many[2, 0] = [1, 0, 0, 0, 0, 0, 0]
+    out = combine_views(many, "log")
+    assert np.all(np.isfinite(out)) and np.allclose(out.sum(axis=1), 1.0)
+    assert out[0].argmax() == 0  # the view sure of class 0 vetoes the others (floored at 1e-12, not -inf)
+    # the log pool's arg max is that of the summed log-probabilities (the product of the views)
+    assert np.array_equal(combine_views(many, "log").argmax(axis=1),
+                          np.log(np.maximum(many, 1e-12)).sum(axis=0).argmax(axis=1))
+    with pytest.raises(ValueError, match="pool must be one of"):
+        combine_views(P, "mean")
+    with pytest.raises(ValueError, match="shape"):
+        combine_views(P[0], "log")
 
 
 def test_bad_input_names_the_fix(model, crystals):
