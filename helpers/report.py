@@ -58,6 +58,9 @@ def pct(v) -> str:
     return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
 
 
+POOL_TEXT = {"log": "geometric mean of the probabilities", "linear": "arithmetic mean of the probabilities"}
+
+
 def _held_out_row(cnn: dict, key: str, label: str, note: str = "") -> list:
     """The Markdown row of ``cnn[key]`` on the three held-out sets in one cell, or no row if it was not measured."""
     if key not in cnn:
@@ -116,8 +119,11 @@ def report_markdown(cnn: dict, model_meta: dict, robustness, table5, new_samples
         f"| displacements σ = {100 * params['displacement_sigma']:g} % | {pct(acc['test_displacements'])} | "
         "not measured | ≈ 100 % |",
         *_held_out_row(cnn, "accuracy_8_views", "averaged over the 8 detector symmetries"),
-        *_held_out_row(cnn, "accuracy_orientations", f"averaged over {cnn.get('n_orientations')} random orientations "
-                       "of each held-out structure", "; `helpers.orientations`"),
+        *_held_out_row(cnn, "accuracy_orientations", f"combined over {cnn.get('n_orientations')} random orientations "
+                       f"of each held-out structure ({POOL_TEXT.get(cnn.get('orientation_pool', 'linear'), '?')})",
+                       "; `helpers.orientations`"),
+        *(_held_out_row(cnn, "accuracy_orientations_linear", "the same views, arithmetic mean")
+          if cnn.get("orientation_pool", "linear") != "linear" else []),
         f"| input standardisation (per pixel, before conv1) | "
         f"{'yes' if model_meta['training'].get('standardisation') else 'no'} | no | no |",
         f"| training augmentation (`helpers.augment`) | {'yes' if model_meta['training'].get('augmented') else 'no'} | "

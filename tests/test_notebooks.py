@@ -138,7 +138,11 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     views = orientations.orientation_probabilities(model, datasets.load_structures("test_pristine").all_atoms(),
                                                    n_orientations=k, seed=SEED, fingerprints=test.X, progress=False)
     averaged = results["accuracy_orientations"]
-    assert (views.mean(axis=0).argmax(axis=1) == test.y).mean() == pytest.approx(averaged["test_pristine"])
+    assert results["orientation_pool"] == "log"
+    assert (orientations.combine_views(views, "log").argmax(axis=1) == test.y).mean() == pytest.approx(
+        averaged["test_pristine"])
+    assert (views.mean(axis=0).argmax(axis=1) == test.y).mean() == pytest.approx(
+        results["accuracy_orientations_linear"]["test_pristine"])
     assert averaged["test_pristine"] >= above_chance(results["n"]["test_pristine"]), averaged
     for name, curve in results["accuracy_by_orientations"].items():
         assert len(curve) == k and curve[0] == pytest.approx(acc[name]) and curve[-1] == pytest.approx(averaged[name])
@@ -233,7 +237,8 @@ def test_06_regenerated_every_report_figure_and_table(executed):
     cnn = json.loads((root / "data" / "cnn_results.json").read_text())
     assert f"{100 * cnn['accuracy']['test_pristine']:.2f} %" in text
     orientation_row = next(line for line in text.splitlines() if "random orientations of each held-out" in line)
-    assert f"averaged over {cnn['n_orientations']} random orientations" in orientation_row
+    assert f"combined over {cnn['n_orientations']} random orientations" in orientation_row
+    assert "geometric mean" in orientation_row and cnn["orientation_pool"] == "log"
     assert all(f"{100 * cnn['accuracy_orientations'][k]:.2f} %" in orientation_row
                for k in ("test_pristine", "test_vacancies", "test_displacements"))
     assert "84.09 %" in text and "86.81 %" in text and "linear_sum_assignment" in text
