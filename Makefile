@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run test bench bench-train lab clean-data
+.PHONY: env run test bench bench-train seeds lab clean-data
 
 env: $(STAMP)
 
@@ -30,6 +30,10 @@ bench: $(STAMP)
 ## bench-train: CNN training speed per backend / thread setting against TensorFlow's defaults, same run
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
+
+## seeds: 5 training seeds x 2 held-out draws, 16 views each, at the size of data/ (after make run; about an hour)
+seeds: $(STAMP)
+	$(BIN)/python benchmarks/seed_study.py
 
 ## lab: open the series in JupyterLab
 lab: $(STAMP)
