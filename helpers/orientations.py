@@ -122,7 +122,7 @@ def orientation_probabilities(model, structures: Sequence[Atoms], n_orientations
                               progress: bool = True) -> np.ndarray:
     """Class probabilities of ``model.predict`` for every view, shape (n_orientations, n, classes).
 
-    The orientation-averaged answer is ``combine_views(P)``; ``combine_views(P[:k])`` is that of the first
+    The answer combined over the orientations is ``combine_views(P)``; ``combine_views(P[:k])`` is that of the first
     k views. ``fingerprints``: those of the structures as given (view 0), to save recomputing them.
     """
     return np.stack([models.predict_proba(model, X)
