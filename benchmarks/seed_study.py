@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from helpers import config, datasets, models, orientations, structures
-from helpers.fingerprint import diffraction_fingerprints
 from helpers.parallel import map_chunks
 
 SETS = ("pristine", "vacancies")

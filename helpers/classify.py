@@ -23,7 +23,8 @@ from ase import Atoms
 
 from . import models
 from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
-from .orientations import DEFAULT_ORIENTATIONS, DEFAULT_POOL, POOLS, check_n_orientations, orientation_mc_dropout
+from .orientations import (DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool,
+                           orientation_mc_dropout)
 from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
 
 
@@ -120,8 +121,7 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     if n_orientations is None:
         n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
     n_orientations = check_n_orientations(n_orientations)
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    check_pool(pool)
     if orientation == "standard" and n_orientations != 1:
         raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the standard "
                          "orientation, which turning them would undo: pass n_orientations=1")

@@ -50,14 +50,20 @@ DEFAULT_POOL = "log"
 _FLOOR = 1e-12  # a probability the float32 softmax rounded to 0 counts as 1e-12: a strong veto, not an infinite one
 
 
+def check_pool(pool) -> str:
+    """``pool`` if it is one of ``POOLS``; otherwise a ValueError that lists them."""
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    return pool
+
+
 def combine_views(view_probabilities: np.ndarray, pool: str = DEFAULT_POOL) -> np.ndarray:
     """The answer of several views of each structure: (n_views, n, classes) -> (n, classes), rows summing to 1.
 
     ``pool="log"``: the normalised geometric mean (logarithmic opinion pool; see the module's docstring);
     ``pool="linear"``: the arithmetic mean. With one view both return that view's probabilities.
     """
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    check_pool(pool)
     P = np.asarray(view_probabilities, dtype=np.float64)
     if P.ndim != 3 or P.shape[0] < 1 or P.shape[2] < 2:
         raise ValueError(f"view probabilities must have shape (n_views >= 1, n_structures, n_classes >= 2), "
@@ -144,8 +150,7 @@ def orientation_mc_dropout(model, structures: Sequence[Atoms], n_orientations: i
     (deterministic, per view: (n_orientations, n, classes)). With one view this is exactly
     :func:`helpers.models.mc_dropout`.
     """
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    check_pool(pool)
     features = np.stack([models.dense_features(model, X)
                          for _, X in _views(structures, n_orientations, seed, fingerprints, n_jobs, progress)])
     n_views, n = features.shape[:2]
