@@ -18,6 +18,7 @@ import numpy as np
 
 from helpers import defects, structures
 from helpers.fingerprint import diffraction_fingerprint, diffraction_fingerprints
+from helpers.neighbours import nn_scale
 from helpers.parallel import default_n_jobs
 
 TARGET = 200.0
@@ -69,7 +70,7 @@ def main():
 
     reference = load_reference()
     start = time.perf_counter()
-    slow = [reference(a) for a in atoms[: args.n_reference]]
+    slow = [reference(a, nn_distance=nn_scale(a)) for a in atoms[: args.n_reference]]
     ref_rate = args.n_reference / (time.perf_counter() - start)
     worst = max(float(np.max(np.abs(f - s))) for f, s in zip(fast, slow))
 

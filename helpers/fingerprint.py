@@ -1,10 +1,11 @@
 """Two-dimensional diffraction fingerprint (Ziletti et al. 2018, Eq. 1-2 of the course report).
 
-The numbers are fixed by ``shared/SCIENCE.md``: plane wave along z with lambda = 5 pm, flat
+The numbers are those of ``docs/science.md``: plane wave along z with lambda = 5 pm, flat
 64 x 64 detector of 0.4 mm pixels at 0.1 m, exact Ewald sphere, X-ray form factors from xraydb,
 solid angle per pixel, rotations of -45 and +45 degrees about x, y and z summed into the R, G and B
 channels, everything at distance <= 10 px or >= 30 px from the centre zeroed, and a global min-max
-normalisation to [0, 1].
+normalisation to [0, 1]. The structure is first scaled to a nearest-neighbour distance of 1 Angstrom
+with an estimate that defects do not move (:func:`helpers.neighbours.nn_scale`).
 
 How the fast path gets its speed (all exact, no approximation of the physics):
 
@@ -33,7 +34,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
-from scipy.spatial import cKDTree
+
+from .neighbours import (SCALE_METHOD, mean_nearest_neighbour_distance,  # noqa: F401 (re-exported)
+                         nearest_neighbour_distances, nn_scale)
 
 # ---- the numbers of SCIENCE.md ---------------------------------------------------------------
 WAVELENGTH_M = 5.0e-12
@@ -57,6 +60,7 @@ FINGERPRINT_PARAMS = {
     "ring_px": [RING_INNER_PX, RING_OUTER_PX],
     "rotation_deg": ROTATION_DEG,
     "nn_distance_angstrom": TARGET_NN_DISTANCE,
+    "scale": SCALE_METHOD,
     "form_factor": "xraydb.f0(element, |q|/(4 pi))",
     "channels": "R: rotations about x, G: about y, B: about z",
 }
@@ -199,57 +203,12 @@ def check_structure(atoms: Atoms) -> None:
                          f"{MAX_Z_FORM_FACTOR}; replace the placeholder atoms by real elements")
 
 
-@lru_cache(maxsize=8)
-def _shifts(n0: int, n1: int, n2: int) -> np.ndarray:
-    """All integer lattice shifts with |s_i| <= n_i, as a (3, n_shifts) float array."""
-    grids = np.meshgrid(np.arange(-n0, n0 + 1), np.arange(-n1, n1 + 1), np.arange(-n2, n2 + 1), indexing="ij")
-    return np.stack([g.ravel() for g in grids]).astype(np.float64)
-
-
-def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Distance from every atom to its nearest neighbour, periodic images included (Angstrom)."""
-    positions = np.asarray(positions, dtype=np.float64)
-    cell = np.asarray(cell, dtype=np.float64)
-    n = len(positions)
-    inverse = np.linalg.inv(cell)
-    volume = abs(np.linalg.det(cell))
-    # A self-image is never further than the shortest lattice vector, so the search can stop
-    # there; start from a density estimate that is enough for nearly every crystal.
-    limit = float(np.min(np.linalg.norm(cell, axis=1))) * (1 + 1e-9)
-    cutoff = min(1.6 * (volume / n) ** (1.0 / 3.0), limit)
-    frac = (positions @ inverse).T  # (3, N): coordinates first keeps numpy's inner loops long
-    frac -= np.floor(frac)
-    inverse_spacing = np.sqrt((inverse * inverse).sum(axis=0))  # 1 / distance between lattice planes
-    cart = frac.T @ cell
-    while True:
-        reach = (cutoff * inverse_spacing)[:, None, None]  # in fractional units per axis
-        shifts = _shifts(*np.ceil(reach.ravel()).astype(int))
-        images = frac[:, None, :] + shifts[:, :, None]  # (3, n_shifts, N)
-        keep = np.all((images > -reach) & (images < 1 + reach), axis=0)
-        tree = cKDTree(images[:, keep].T @ cell, balanced_tree=False, compact_nodes=False)
-        nn = tree.query(cart, k=2, distance_upper_bound=cutoff)[0][:, 1]
-        if np.all(np.isfinite(nn)) or cutoff >= limit:
-            break
-        cutoff = min(cutoff * 1.5, limit)
-    # Unfound only through rounding at the limit: the self-image distance is then the answer.
-    nn = np.where(np.isfinite(nn), nn, limit)
-    if np.any(nn < 1e-6):
-        raise ValueError("two atoms sit on the same position (nearest-neighbour distance 0); "
-                         "remove the duplicate atoms")
-    return nn
-
-
-def mean_nearest_neighbour_distance(atoms: Atoms) -> float:
-    """Average over atoms of the distance to the nearest neighbour (periodic), in Angstrom: the
-    length the fingerprint scales to 1 Angstrom and displacements are measured in."""
-    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
-
-
 def _prepared(atoms: Atoms):
-    """Checked, scaled (mean NN distance 1 Angstrom) and centred positions, plus species."""
+    """Checked, scaled (nearest-neighbour distance 1 Angstrom, estimated by :func:`nn_scale`) and centred
+    positions, plus species."""
     check_structure(atoms)
     pos = np.asarray(atoms.positions, dtype=np.float64)
-    scale = TARGET_NN_DISTANCE / mean_nearest_neighbour_distance(atoms)
+    scale = TARGET_NN_DISTANCE / nn_scale(atoms)
     pos = (pos - pos.mean(axis=0)) * scale
     return pos, np.asarray(atoms.numbers)
 
@@ -381,7 +340,7 @@ def diffraction_fingerprint(atoms: Atoms) -> np.ndarray:
     """Two-dimensional diffraction fingerprint of a structure: float32 array (64, 64, 3) in [0, 1].
 
     Computed on the atoms as given (no random rotation, no supercell); the structure is scaled so
-    that its average nearest-neighbour distance is 1 Angstrom. Raises ValueError on an empty,
+    that its nearest-neighbour distance (:func:`helpers.neighbours.nn_scale`) is 1 Angstrom. Raises ValueError on an empty,
     non-periodic or single-atom structure, NaN/inf positions or an unknown element.
     """
     pos, numbers = _prepared(atoms)
