@@ -95,6 +95,19 @@ def check_params(meta: dict, expect: dict, path: Path, notebook: str) -> None:
                 f"this notebook's parameters cell.")
 
 
+def check_fingerprint_params(made: dict | None, path: Path, notebook: str) -> None:
+    """Stop when ``path`` holds fingerprints (or a model trained on them) made with other settings than
+    this version of :mod:`helpers.fingerprint` uses (``FINGERPRINT_PARAMS``), naming what differs."""
+    current = json.loads(json.dumps(FINGERPRINT_PARAMS))
+    made = made or {}
+    if made != current:
+        changed = sorted(k for k in set(made) | set(current) if made.get(k) != current.get(k))
+        detail = "; ".join(f"{k}: {made.get(k, '<missing>')!r} there, {current.get(k, '<missing>')!r} now"
+                           for k in changed)
+        raise StaleDataError(f"{path} was made with other fingerprint settings than this version of "
+                             f"helpers.fingerprint uses ({detail}); rerun {notebook}.")
+
+
 def _require(path: Path, notebook: str) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run {notebook} first (`make run` runs the whole "
@@ -156,7 +169,7 @@ def _record(atoms: Atoms, defect: str, level: float, parent: structures.Parent, 
 
 
 def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_fraction: float,
-                 displacement_sigma: float, orientation: str = "random") -> list:
+                 displacement_sigma: float, orientation: str = "standard") -> list:
     """Worker: prepared supercells (and defective copies for test parents); None for a parent whose
     pristine space group is not its prototype's (dropped)."""
     out = []
@@ -209,12 +222,13 @@ def _pack(records: list, class_names: list) -> dict:
 def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,
-                            n_jobs: int | None = None, progress: bool = True, orientation: str = "random") -> dict:
+                            n_jobs: int | None = None, progress: bool = True, orientation: str = "standard") -> dict:
     """Build the four structure sets of notebook 01 (balanced classes, held-out test groups).
 
     Returns {name: StructureSet} for ``STRUCTURE_SETS``. Everything is drawn from ``seed``; the
-    result does not depend on ``n_jobs``. ``orientation`` is "random" (SCIENCE.md: the random rotation
-    survives the standardisation) or "standard" (the paper's alignment, see ``structures.prepare``).
+    result does not depend on ``n_jobs``. ``orientation`` is "standard" (the paper's protocol: every crystal in
+    spglib's standard orientation) or "random" (the random rotation survives the standardisation); see
+    ``structures.prepare``.
     """
     if orientation not in structures.ORIENTATIONS:
         raise ValueError(f"orientation must be one of {structures.ORIENTATIONS}, got {orientation!r}")
@@ -316,6 +330,7 @@ def load_fingerprints(name: str, expect: dict | None = None) -> FingerprintSet:
     _require(path, NOTEBOOK_02)
     arrays, meta = load_npz(path)
     check_params(meta, expect or {}, path, NOTEBOOK_01 + " and then " + NOTEBOOK_02)
+    check_fingerprint_params(meta.get("fingerprint"), path, NOTEBOOK_02)
     source = structure_path(name)
     if source.exists() and meta.get("source_sha256") not in (None, file_sha256(source)):
         raise StaleDataError(f"{path} was computed from an earlier {source.name}; rerun {NOTEBOOK_02}.")

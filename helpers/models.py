@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .datasets import StaleDataError, check_params, file_sha256, package_versions
+from .datasets import StaleDataError, check_fingerprint_params, check_params, file_sha256, package_versions
 from .fingerprint import FINGERPRINT_PARAMS, SHAPE, ring_mask
 from .structures import CLASSES
 
@@ -343,9 +343,7 @@ def load_model(directory: Path | None = None):
     if meta.get("model_sha256") != file_sha256(path):
         raise StaleDataError(f"{path} does not match {meta_path.name} (one was rewritten without the "
                              f"other); rerun {NOTEBOOK_03}.")
-    if meta.get("fingerprint") != json.loads(json.dumps(FINGERPRINT_PARAMS)):
-        raise StaleDataError(f"{path} was trained on fingerprints with other parameters than this version "
-                             f"of helpers.fingerprint computes; rerun notebooks 02 and {NOTEBOOK_03}.")
+    check_fingerprint_params(meta.get("fingerprint"), path, f"notebooks 02 and {NOTEBOOK_03}")
     if meta.get("class_names") != list(CLASSES):
         raise StaleDataError(f"{path} predicts classes {meta.get('class_names')}, not {list(CLASSES)}; "
                              f"rerun {NOTEBOOK_03}.")

@@ -63,3 +63,18 @@ def test_stale_and_missing_data_say_what_to_rerun(data_dir):
     generate_and_save(**dict(SMALL, seed=9))
     with pytest.raises(datasets.StaleDataError, match="rerun notebooks/02"):
         datasets.load_fingerprints("test_pristine")
+
+
+def test_fingerprints_made_with_another_scale_are_refused(data_dir):
+    """A fingerprint file records the settings it was made with; one made with another scale estimate (an
+    earlier version of the project) is refused, naming notebook 02, instead of being reused silently."""
+    _, sets = generate_and_save(**SMALL)
+    fps = datasets.compute_fingerprint_set(sets["test_pristine"], n_jobs=1, progress=False)
+    fps.meta["fingerprint"] = dict(fps.meta["fingerprint"], scale="mean over atoms of the shortest distance")
+    datasets.save_fingerprint_set(fps)
+    with pytest.raises(datasets.StaleDataError, match=r"scale: 'mean over atoms.*rerun notebooks/02"):
+        datasets.load_fingerprints("test_pristine")
+    del fps.meta["fingerprint"]["scale"]  # files from before the scale was recorded
+    datasets.save_fingerprint_set(fps)
+    with pytest.raises(datasets.StaleDataError, match=r"scale: '<missing>' there"):
+        datasets.load_fingerprints("test_pristine")
