@@ -1,9 +1,19 @@
-"""Chunks of work spread over worker processes, results in order, with a progress bar."""
+"""Chunks of work spread over worker processes, results in order, with a progress bar.
+
+Workers run functions of this package only, so they never need the caller's main module. Python's worker
+processes would otherwise re-run it (``forkserver`` and ``spawn`` import ``__main__`` from its file): a script
+read from standard input (``python - <<EOF``) has no file to re-run, and a script file without an
+``if __name__ == "__main__":`` guard would start the same work again in every worker. While workers start, the
+main module's file and spec are hidden from them, so ``map_chunks`` works the same from a notebook, a script
+file, standard input and ``python -c``.
+"""
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 
@@ -27,11 +37,29 @@ def _context():
     return multiprocessing.get_context("spawn")
 
 
+@contextmanager
+def _without_main_module():
+    """Hide ``__main__.__file__`` and ``__main__.__spec__`` (restored afterwards): worker processes then start
+    without re-running the caller's script (module docstring)."""
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
+
+
 def map_chunks(func: Callable, items: Sequence, n_jobs: int | None = None, chunk_size: int = 16,
                progress: bool = True, desc: str | None = None, unit: str = "item") -> Iterator:
     """Yield ``(start, chunk, func(start, chunk))`` for consecutive chunks of ``items``, in order.
 
-    ``func`` must be importable (a module-level function or a functools.partial of one). With
+    ``func`` must be importable from a module other than ``__main__`` (a module-level function of this package
+    or a functools.partial of one). With
     ``n_jobs > 1`` and more than one chunk it runs in worker processes; otherwise in this process.
     """
     from tqdm.auto import tqdm
@@ -47,8 +75,12 @@ def map_chunks(func: Callable, items: Sequence, n_jobs: int | None = None, chunk
                 bar.update(len(chunk))
                 yield start, chunk, result
             return
-        context = _context()
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=context) as pool:
-            for start, chunk, result in zip(starts, chunks, pool.map(func, starts, chunks)):
+        pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=_context())
+        try:
+            with _without_main_module():
+                results = pool.map(func, starts, chunks)  # submitting starts the workers
+            for start, chunk, result in zip(starts, chunks, results):
                 bar.update(len(chunk))
                 yield start, chunk, result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
