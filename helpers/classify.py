@@ -3,14 +3,14 @@
     from helpers.classify import classify
     classify(["Cu.cif", "POSCAR", ase.build.bulk("W")])
 
-Each structure is prepared as the training data were, without depending on finding symmetry:
-a small cell (fewer than ``min_atoms`` atoms) is brought to its standard conventional cell when
-spglib finds one (the cell as given otherwise) and repeated to about ``target_atoms`` atoms; a
-larger structure, e.g. a supercell with vacancies or displaced atoms, is used as it is. The answer
-is combined over several random orientations of the prepared structure (``n_orientations``). A model
-trained on data of notebook 01's ``orientation="standard"`` gets small cells in spglib's standard
-orientation; input it cannot align (a large supercell) is outside what that model learned, and its
-row says so.
+Each structure is brought to the form the network was trained on, whatever form it came in
+(:func:`helpers.lattice.standard_block`): the crystal's lattice and ideal cell are found among the atoms (a
+supercell of any shape, with vacancies or displaced atoms, turned any way), and the structure is re-cut into a
+block of about ``target_atoms`` atoms of its own conventional cell, in spglib's standard orientation for a model
+trained on the paper's protocol (the default of notebook 01), its defects kept. A model trained on randomly
+oriented crystals gets the same block in the input's own orientation, and its answer is combined over several
+random orientations (``n_orientations``). The model of the paper's protocol needs a lattice to align by: a
+structure without one (a cluster, a nanoparticle) gets an error that says so.
 """
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ from ase import Atoms
 
 from . import models
 from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
+from .lattice import AlignmentError, standard_block
 from .orientations import (DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool,
                            orientation_mc_dropout)
-from .structures import CLASSES, space_group, standard_conventional_cell, supercell_repeats
+from .structures import CLASSES, ORIENTATIONS
 
 
 def _read(item) -> list:
@@ -53,57 +54,66 @@ def _read(item) -> list:
     raise TypeError(f"cannot classify a {type(item).__name__}: pass ase.Atoms objects or paths of structure files")
 
 
-def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, min_atoms: int = 128,
-                               allow_multiple_elements: bool = False, orientation: str = "random") -> tuple:
-    """(structure to fingerprint, a note on what was done). Raises ValueError naming the fix."""
+def _is_periodic(atoms: Atoms) -> bool:
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    return bool(np.all(atoms.pbc)) and bool(np.all(np.isfinite(cell))) and abs(np.linalg.det(cell)) > 1e-8
+
+
+def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, allow_multiple_elements: bool = False,
+                               orientation: str = "standard") -> tuple:
+    """(structure to fingerprint, a note on what was done): the structure re-cut to about ``target_atoms`` atoms of
+    its crystal's conventional cell, in spglib's standard orientation (``orientation="standard"``) or in its own
+    (``"random"``), defects kept (:func:`helpers.lattice.standard_block`). Raises ValueError naming the fix."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    if len(atoms) and not _is_periodic(atoms):
+        raise ValueError(
+            f"non-periodic structure (pbc={np.asarray(atoms.pbc).tolist()}): the network of the paper's protocol "
+            "sees crystals in their standard orientation, which is found from the crystal's lattice, and this "
+            "structure has none. For a crystal, set atoms.pbc = True and give its three cell vectors; a cluster or "
+            "a nanoparticle needs an orientation-free model (notebook 07, 07_any_orientation), which this version "
+            "does not include yet")
     check_structure(atoms if len(atoms) != 1 else atoms.repeat(2))  # a 1-atom primitive cell is fine here
     if not allow_multiple_elements and len(set(atoms.numbers)) > 1:
         raise ValueError(f"{atoms.get_chemical_formula()} has {len(set(atoms.numbers))} elements, but the network "
                          "was trained on elemental crystals only; pass allow_multiple_elements=True to classify "
                          "it anyway (its answer is then outside what was tested)")
-    if len(atoms) >= min_atoms:
-        if orientation == "standard":
-            return atoms, "used as given (not aligned: the model was trained on standard-orientation crystals)"
-        return atoms, "used as given"
-    cell = None
-    if space_group(atoms) > 1:  # P1 has nothing to standardise: keep the cell the user gave
-        try:
-            cell = standard_conventional_cell(atoms, idealize=orientation == "standard")
-            how = "standard conventional cell" + (" in standard orientation" if orientation == "standard" else "")
-        except ValueError:
-            cell, how = None, "cell as given (spglib could not standardise it)"
-    else:
-        how = "cell as given (spglib found no symmetry)"
-    if cell is None:
-        cell = Atoms(numbers=atoms.numbers, cell=atoms.cell[:], positions=atoms.positions, pbc=True)
-    reps = supercell_repeats(cell.cell[:], len(cell), target_atoms)
-    return cell.repeat(reps), f"{how} x {reps[0]}x{reps[1]}x{reps[2]}"
+    try:
+        block = standard_block(atoms, target_atoms, keep_orientation=orientation == "random")
+    except AlignmentError as exc:
+        raise ValueError(f"could not find the crystal behind these {len(atoms)} atoms ({exc}); give the crystal's "
+                         "cell, or a supercell of it") from exc
+    frame = "its own orientation" if orientation == "random" else "standard orientation"
+    how = (f"{block.international} ({block.space_group}), {block.n_basis}-atom primitive cell ({block.how}); "
+           f"re-cut to {'x'.join(map(str, block.repeats))} conventional cells, {frame}")
+    return block.atoms, how
 
 
 def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
-             min_atoms: int = 128, allow_multiple_elements: bool = False, orientation: str | None = None,
+             allow_multiple_elements: bool = False, orientation: str | None = None,
              n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False,
              pool: str = DEFAULT_POOL):
     """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
 
     One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``n_atoms``
-    (as fingerprinted), ``prepared`` (what was done to it), ``n_orientations``, ``predicted_class``,
-    ``probability`` (that class's probability: each view's mean over ``n_mc`` Monte-Carlo-dropout passes,
-    combined over the views with ``pool``), ``predictive_entropy`` and ``mutual_information`` (nats, over
-    the ``n_mc`` stochastic passes of each of the ``n_orientations`` views together), ``p_<class>`` for every
-    class (combined like ``probability``), and ``error``.
+    (as fingerprinted), ``prepared`` (what was done to it: the crystal found and the block it was re-cut to),
+    ``n_orientations``, ``predicted_class``, ``probability`` (that class's probability: each view's mean over
+    ``n_mc`` Monte-Carlo-dropout passes, combined over the views with ``pool``), ``predictive_entropy`` and
+    ``mutual_information`` (nats, over the ``n_mc`` stochastic passes of each view together), ``p_<class>`` for
+    every class (combined like ``probability``), and ``error``.
 
-    Each structure is fingerprinted as given and in ``n_orientations - 1`` more random orientations
-    (:mod:`helpers.orientations`, drawn from ``seed``), and the answer is combined over them: one
-    fingerprint of a randomly turned crystal is an arbitrary cut through its reciprocal lattice.
-    ``pool`` is "log" (normalised geometric mean of the views' probabilities, the default) or "linear"
-    (their arithmetic mean); see :func:`helpers.orientations.combine_views`.
-    The default is ``DEFAULT_ORIENTATIONS`` (16) for a model trained on randomly oriented crystals
-    and 1 (the structure as given) for one trained in the standard orientation, which must not be
-    turned. An input that cannot be classified gets a row with its error and no prediction
-    (and a warning); when no input at all can be classified, a ValueError is raised instead.
-    ``model=None`` loads the model that notebook 03 saved under data/; ``target_atoms`` and
-    ``orientation`` then default to those of its training data (otherwise to 256 and "random").
+    Every structure is re-cut to the block the network was trained on (module docstring), so the answer does not
+    depend on the size or shape of the supercell given, nor on how it is turned. ``orientation`` is that of the
+    model's training data: "standard" (the paper's protocol: one fingerprint of the block in spglib's standard
+    orientation) or "random" (the block keeps the input's orientation and is fingerprinted as given and in
+    ``n_orientations - 1`` more random orientations, drawn from ``seed``, whose answers are combined with ``pool``:
+    "log", the normalised geometric mean of the views' probabilities, or "linear", their arithmetic mean; see
+    :func:`helpers.orientations.combine_views`). ``n_orientations`` defaults to ``DEFAULT_ORIENTATIONS`` (16) for
+    "random" and is 1 for "standard", which turning would undo.
+    An input that cannot be classified gets a row with its error and no prediction (and a warning); when no input
+    at all can be classified, a ValueError is raised instead. ``model=None`` loads the model that notebook 03
+    saved under data/; ``target_atoms`` and ``orientation`` then default to those of its training data (otherwise
+    to 256 and "standard").
     """
     import pandas as pd
 
@@ -117,7 +127,9 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         model, meta = models.load_model()
         trained_on = meta.get("data", {}).get("params", {})
     target_atoms = int(target_atoms or trained_on.get("target_atoms", 256))
-    orientation = orientation or trained_on.get("orientation", "random")
+    orientation = orientation or trained_on.get("orientation", "standard")
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
     if n_orientations is None:
         n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
     n_orientations = check_n_orientations(n_orientations)
@@ -135,8 +147,7 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         for source, atoms in frames:
             row = {"source": source, "formula": atoms.get_chemical_formula()}
             try:
-                prepared, how = prepare_for_classification(atoms, target_atoms, min_atoms, allow_multiple_elements,
-                                                           orientation)
+                prepared, how = prepare_for_classification(atoms, target_atoms, allow_multiple_elements, orientation)
             except ValueError as exc:
                 row["error"] = f"{source}: {exc}"
             else:

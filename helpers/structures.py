@@ -245,7 +245,7 @@ def draw_parents(class_name: str, n: int, side: str, seed: int, test_fraction: f
 
 
 # ---- preparation -----------------------------------------------------------------------------
-ORIENTATIONS = ("random", "standard")
+ORIENTATIONS = ("standard", "random")
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -300,25 +300,31 @@ def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum
 
 
 def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, symprec: float = 1e-3,
-            rotation: np.ndarray | None = None, orientation: str = "random") -> Atoms:
-    """SCIENCE.md steps 1-3: random rotation, standard conventional cell, ~target_atoms supercell.
+            rotation: np.ndarray | None = None, orientation: str = "standard") -> Atoms:
+    """Structure preparation (docs/science.md): random rotation, standard conventional cell, supercell of about
+    ``target_atoms`` atoms.
 
-    ``orientation="random"`` (SCIENCE.md) keeps the random orientation through the standardisation;
-    ``"standard"`` lets spglib rotate the cell into its standard orientation, as the paper's pipeline
-    did, so that every crystal of a prototype is seen along the same axes.
+    ``orientation="standard"`` (the paper's protocol) lets spglib turn the conventional cell into its standard
+    orientation, which undoes the rotation, so that every crystal of a prototype is seen along the same axes;
+    ``"random"`` keeps the random orientation through the standardisation. Both go through
+    :func:`helpers.lattice.standard_block`, the same function that ``classify`` uses on a user's structure, so a
+    pristine crystal gives the same block whichever way it comes in. ``symprec`` is spglib's tolerance relative to
+    the nearest-neighbour distance.
     """
+    from .lattice import standard_block
+
     if orientation not in ORIENTATIONS:
         raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
     rotation = random_rotation(rng) if rotation is None else rotation
-    conventional = standard_conventional_cell(rotate(atoms, rotation), symprec=symprec,
-                                              idealize=orientation == "standard")
-    return conventional.repeat(supercell_repeats(conventional.cell[:], len(conventional), target_atoms))
+    return standard_block(rotate(atoms, rotation), target_atoms, keep_orientation=orientation == "random",
+                          symprec=symprec).atoms
 
 
 def example_structure(class_name: str, element: str | None = None, rng: np.random.Generator | None = None,
                       rotation: np.ndarray | None = None, target_atoms: int = 256) -> Atoms:
-    """A typical prepared supercell of a class (first prototype of the class, middle of its ranges,
-    the element's own nearest-neighbour distance), e.g. for figures and the explorer widget."""
+    """A typical prepared supercell of a class (first prototype of the class, middle of its ranges, the
+    element's own nearest-neighbour distance) in the standard orientation, then turned by ``rotation`` if one is
+    given (e.g. for figures and the explorer widget, to show what turning a crystal does to its fingerprint)."""
     prototype = PROTOTYPES[CLASS_PROTOTYPES[class_name][0]]
     element = element or {"bct_139": "In", "bct_141": "Sn", "hex_rh": "As", "sc": "Po", "fcc": "Cu",
                            "diam": "Si", "bcc": "W"}[class_name]
@@ -326,11 +332,12 @@ def example_structure(class_name: str, element: str | None = None, rng: np.rando
                    else 0.5 * sum(p.intervals[-1])) for p in prototype.shape)
     parent = Parent(class_name, prototype.name, element, reference_nn_distance(element), shape)
     rng = np.random.default_rng(0) if rng is None else rng
-    return prepared_parent(parent, rng, target_atoms=target_atoms, rotation=rotation)
+    atoms = prepared_parent(parent, rng, target_atoms=target_atoms)
+    return atoms if rotation is None else rotate(atoms, rotation)
 
 
 def prepared_parent(parent: Parent, rng: np.random.Generator, target_atoms: int = 256,
-                    rotation: np.ndarray | None = None, orientation: str = "random") -> Atoms:
+                    rotation: np.ndarray | None = None, orientation: str = "standard") -> Atoms:
     """``prepare`` applied to a parent's pristine conventional cell (rotation drawn from ``rng``)."""
     return prepare(parent.conventional_cell(), rng, target_atoms=target_atoms, rotation=rotation,
                    orientation=orientation)

@@ -65,12 +65,12 @@ def test_prepared_supercells_are_about_256_atoms_and_keep_nn():
 
 
 def test_prepare_keeps_the_random_orientation():
-    """Standardising with no_idealize keeps the rotation: the rotated cell's metric is unchanged and
-    its vectors are not brought back to the standard orientation."""
+    """orientation='random' (beyond the paper): the rotation survives the standardisation; the supercell's
+    vectors are those of the rotated conventional cell, not brought back to the standard orientation."""
     rng = np.random.default_rng(8)
     parent = structures.draw_parents("fcc", 1, "train", 0, 0.2, rng)[0]
     rotation = structures.random_rotation(rng)
-    atoms = structures.prepared_parent(parent, rng, rotation=rotation)
+    atoms = structures.prepared_parent(parent, rng, rotation=rotation, orientation="random")
     conventional = parent.conventional_cell()
     expected = structures.rotate(conventional, rotation).cell[:]
     # the supercell vectors are integer multiples of +-permutations of the rotated conventional vectors
@@ -81,14 +81,15 @@ def test_prepare_keeps_the_random_orientation():
 
 
 def test_standard_orientation_undoes_the_rotation():
-    """orientation='standard' (the paper's alignment): two random rotations of the same parent give
-    the same supercell cell, along spglib's standard axes; the default keeps them apart."""
+    """orientation='standard' (the paper's protocol, the default): two random rotations of the same parent give
+    the same supercell, along spglib's standard axes; 'random' keeps them apart."""
     rng = np.random.default_rng(9)
     parent = structures.draw_parents("bct_141", 1, "train", 0, 0.2, rng)[0]
-    a, b = (structures.prepared_parent(parent, np.random.default_rng(s), orientation="standard") for s in (1, 2))
+    a, b = (structures.prepared_parent(parent, np.random.default_rng(s)) for s in (1, 2))
     assert np.allclose(a.cell[:], b.cell[:], atol=1e-6)
+    assert np.allclose(a.positions, b.positions, atol=1e-6)  # the same atoms too: spglib's origin, made canonical
     assert np.allclose(a.cell[:] - np.diag(np.diag(a.cell[:])), 0.0, atol=1e-6)  # tetragonal: along x, y, z
-    c, d = (structures.prepared_parent(parent, np.random.default_rng(s)) for s in (1, 2))
+    c, d = (structures.prepared_parent(parent, np.random.default_rng(s), orientation="random") for s in (1, 2))
     assert not np.allclose(c.cell[:], d.cell[:], atol=1e-3)
     with pytest.raises(ValueError, match="orientation"):
         structures.prepared_parent(parent, rng, orientation="sideways")
