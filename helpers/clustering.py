@@ -21,6 +21,24 @@ N_INPUTS = int(np.prod(SHAPE))  # 64 * 64 * 3 = 12288 (the report's Table 2 says
 # Course report, Table 5 (imbalanced data: 10,517 structures, sc had 4 members)
 REPORT_TABLE5 = {"Linear PCA + K-Means": 0.8409, "Kernel PCA + K-Means": 0.8407,
                  "Autoencoder + K-Means": 0.8681, "CNN": 1.0}
+# The report's class sizes (its Tables 3-4, labels 1-7), named by class: its labels were alphabetical
+# (docs/science.md), so label 1 is bcc and label 7, with 4 members, sc.
+REPORT_CLASS_SIZES = {"bcc": 2601, "bct_139": 221, "bct_141": 842, "diam": 910, "fcc": 2761, "hex_rh": 3178, "sc": 4}
+
+
+def report_proportions(labels: np.ndarray, class_names: list, seed: int) -> np.ndarray:
+    """Indices of a subset of ``labels`` with the report's class proportions (REPORT_CLASS_SIZES), as large as the
+    classes allow: each class scaled by the same factor (the largest class keeps all its members), at least one
+    member each, chosen at random from ``seed``."""
+    labels = np.asarray(labels)
+    have = np.array([np.sum(labels == c) for c in range(len(class_names))])
+    want = np.array([REPORT_CLASS_SIZES[name] for name in class_names], np.float64)
+    factor = float(np.min(have / want))
+    counts = np.maximum(np.round(want * factor).astype(int), 1)
+    rng = np.random.default_rng([seed, 17])
+    picked = [rng.choice(np.flatnonzero(labels == c), size=min(n, h), replace=False)
+              for c, (n, h) in enumerate(zip(counts, have))]
+    return np.sort(np.concatenate(picked))
 
 
 # ---- features ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Point defects on prepared supercells (SCIENCE.md step 4), usable at any level."""
+"""Point defects on prepared supercells (docs/science.md, preparation step 4), usable at any level."""
 from __future__ import annotations
 
 import numpy as np

@@ -38,7 +38,7 @@ from ase.data import chemical_symbols
 from .neighbours import (SCALE_METHOD, mean_nearest_neighbour_distance,  # noqa: F401 (re-exported)
                          nearest_neighbour_distances, nn_scale)
 
-# ---- the numbers of SCIENCE.md ---------------------------------------------------------------
+# ---- the numbers of docs/science.md ------------------------------------------------------------
 WAVELENGTH_M = 5.0e-12
 DETECTOR_DISTANCE_M = 0.1
 PIXEL_SIZE_M = 0.4e-3

@@ -1,6 +1,6 @@
 """The network's answer averaged over random orientations of the same structure.
 
-Under SCIENCE.md's random orientation one fingerprint is three cuts through the structure's
+Under the any-orientation protocol (docs/science.md) one fingerprint is three cuts through the structure's
 reciprocal lattice at an arbitrary angle; whether a cut meets the peaks that tell, say, a
 distorted hcp from a bct lattice is luck. The class belongs to the structure, not to the cut, and
 a structure can be turned at will: view 0 is the structure as given (its fingerprint may be passed

@@ -245,3 +245,30 @@ def embedding_panels(views: dict, labels: np.ndarray, named_clusters: dict, clas
     axes[0, -1].legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
+
+
+def robustness_curves(table, title: str | None = None):
+    """The paper's Table 1 as a figure: accuracy against the vacancy level (left) and the displacement level
+    (right), the CNN and spglib at each tolerance, pristine at 0 (a robustness table of notebook 03)."""
+    import matplotlib.pyplot as plt
+
+    spglib_cols = [c for c in table.columns if c.startswith("spglib_")]
+    pristine = table[table.defect == "none"].iloc[0]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, defect, xlabel in zip(axes, ["vacancies", "displacements"],
+                                  ["vacancies (% of atoms removed)", "displacement σ (% of the NN distance)"]):
+        t = table[table.defect == defect]
+        x = np.concatenate([[0.0], 100 * t.level.to_numpy()])
+        ax.plot(x, 100 * np.concatenate([[pristine.cnn], t.cnn]), "o-", lw=2, label="CNN")
+        for col, marker in zip(spglib_cols, ["s--", "^:"]):
+            ax.plot(x, 100 * np.concatenate([[pristine[col]], t[col]]), marker,
+                    label=f"spglib, symprec {col.split('_', 1)[1]} Å")
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(loc="center left")
+    fig.suptitle(title or f"CNN against spglib on the same held-out parents (n = {int(pristine.n)} per level)")
+    fig.tight_layout()
+    return fig

@@ -1,11 +1,11 @@
-"""Elemental crystal structures of the seven classes of SCIENCE.md, and their preparation.
+"""Elemental crystal structures of the seven classes of docs/science.md, and their preparation.
 
 A *parent* is one (element, prototype, lattice parameters) choice. Its pristine conventional cell is
 built with ASE in the standard setting, scaled to a realistic nearest-neighbour distance, and
 labelled with spglib; a parent whose space group is not the prototype's (special parameter values
-raise the symmetry: bct with c/a = 1 is bcc) is dropped. Preparation then follows SCIENCE.md:
-random rotation, standard conventional cell (spglib, ``no_idealize=True`` so the rotation stays),
-supercell of about 256 atoms.
+raise the symmetry: bct with c/a = 1 is bcc) is dropped. Preparation then follows docs/science.md:
+random rotation, standard conventional cell (spglib; in its standard orientation for the paper's protocol,
+keeping the rotation for the any-orientation one), supercell of about 256 atoms.
 
 Held-out sets: parents are grouped by (element, prototype, lattice-parameter bin) and every group
 belongs to the training or to the test side, decided by a hash of the group and the seed, so no
@@ -263,23 +263,6 @@ def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
     out = atoms.copy()
     out.set_cell(np.asarray(atoms.cell[:]) @ np.asarray(rotation).T, scale_atoms=True)
     return out
-
-
-def standard_conventional_cell(atoms: Atoms, symprec: float = 1e-3, idealize: bool = False) -> Atoms:
-    """spglib's standard conventional cell, keeping the structure's orientation (no_idealize), or,
-    with ``idealize=True``, turned into spglib's standard orientation (the paper's alignment)."""
-    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
-    try:
-        result = spglib.standardize_cell(cell, to_primitive=False, no_idealize=not idealize, symprec=symprec)
-    except spglib.error.SpglibError as exc:
-        result = None
-        reason = str(exc)
-    if result is None:
-        raise ValueError(f"spglib found no symmetry to standardise this structure at symprec={symprec} "
-                         f"({reason if 'reason' in locals() else 'no result'}); pass a crystal cell, or use the "
-                         "structure as it is")
-    lattice, positions, numbers = result
-    return Atoms(numbers=numbers, cell=lattice, scaled_positions=positions, pbc=True)
 
 
 def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum: int = 32) -> tuple:

@@ -25,7 +25,7 @@ def held_out():
 
 
 def test_spglib_finds_pristine_and_loses_defective(held_out):
-    """SCIENCE.md: spglib recognises every pristine parent and none after 25 % vacancies."""
+    """spglib recognises every pristine parent and none after 25 % vacancies."""
     levels = [("none", 0.0), ("vacancies", 0.25), ("displacements", 0.001)]
     runs = robustness.run_defects(held_out, levels, n_per_class=1, seed=0, n_jobs=1, progress=False)
     assert runs["X"].shape == (21, 64, 64, 3) and runs["spglib"].shape == (21, 2)
