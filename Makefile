@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run test bench bench-train seeds lab clean-data
+.PHONY: env run test bench bench-train recipe seeds lab clean-data
 
 env: $(STAMP)
 
@@ -31,7 +31,11 @@ bench: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 
-## seeds: 5 training seeds x 2 held-out draws, 16 views each, at the size of data/ (after make run; about an hour)
+## recipe: the paper's recipe against each addition and against bfloat16 arithmetic, on data/ (after make run)
+recipe: $(STAMP)
+	$(BIN)/python benchmarks/recipe_study.py
+
+## seeds: 5 training seeds x 2 held-out draws, 16 views each, on randomly oriented data/ (about an hour)
 seeds: $(STAMP)
 	$(BIN)/python benchmarks/seed_study.py
 

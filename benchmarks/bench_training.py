@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from helpers import machine
 from helpers.models import TRAINING_FLOP_FACTOR  # importing helpers.models loads no Keras backend
 
 EPOCH_IMAGES = 9975  # 95 % of 10,500: the training part of the default-size split
@@ -31,6 +32,11 @@ CONFIGS = {
     "tf-no-onednn": {"backend": "tensorflow", "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "note": "TensorFlow, oneDNN off"},
     "tf-threads-2-1": {"backend": "tensorflow", "env": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"},
                        "note": "TensorFlow, 2 intra-op threads, 1 inter-op thread"},
+    "tf-bf16": {"backend": "tensorflow", "env": {}, "policy": "mixed_bfloat16",
+                "note": "TensorFlow, mixed precision bfloat16 (numerics change: not sound without an accuracy check)"},
+    "tf-bf16-threads-2-1": {"backend": "tensorflow", "policy": "mixed_bfloat16",
+                            "env": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"},
+                            "note": "TensorFlow, mixed precision bfloat16, 2 intra-op threads, 1 inter-op thread"},
     "torch": {"backend": "torch", "env": {}, "note": "Keras on PyTorch (CPU build)"},
     "jax": {"backend": "jax", "env": {}, "note": "Keras on JAX (XLA)"},
 }
@@ -43,6 +49,8 @@ cfg = json.loads(sys.argv[1])
 import keras
 from helpers import models
 keras.utils.set_random_seed(0)
+if cfg.get("policy"):
+    keras.mixed_precision.set_global_policy(cfg["policy"])
 rng = np.random.default_rng(0)
 steps, bs = cfg["steps"], 32
 X = (rng.random((steps * bs, 64, 64, 3), dtype=np.float32) ** 8)  # sparse bright pixels, like fingerprints
@@ -66,7 +74,7 @@ def run_config(name: str, steps: int, repeats: int) -> dict:
     if importlib.util.find_spec(_MODULE[cfg["backend"]]) is None:
         return {"config": name, "skipped": f"{_MODULE[cfg['backend']]} is not installed", "note": cfg["note"]}
     env = {**os.environ, **cfg["env"], "KERAS_BACKEND": cfg["backend"], "TF_CPP_MIN_LOG_LEVEL": "2"}
-    payload = json.dumps({"steps": steps, "repeats": repeats, "jit": cfg.get("jit", "auto")})
+    payload = json.dumps({"steps": steps, "repeats": repeats, "jit": cfg.get("jit", "auto"), "policy": cfg.get("policy")})
     start = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD, payload], env=env, capture_output=True, text=True,
@@ -94,7 +102,8 @@ def main(argv=None) -> int:
     names = args.only or list(CONFIGS)
     if "tf-default" not in names:
         names = ["tf-default", *names]  # the reference is always measured in the same run
-    print(f"{os.cpu_count()} CPUs visible; {args.steps} batches of 32 per timed epoch, best of {args.repeats}")
+    print(f"CPU: {machine.describe_text()}")
+    print(f"{args.steps} batches of 32 per timed epoch, best of {args.repeats}")
     results = []
     for name in names:
         r = run_config(name, args.steps, args.repeats)
@@ -120,7 +129,7 @@ def main(argv=None) -> int:
     if args.json:
         tmp = f"{args.json}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
-            json.dump(results, fh, indent=1)
+            json.dump({"machine": machine.describe(), "results": results}, fh, indent=1)
         os.replace(tmp, args.json)
     return 0
 

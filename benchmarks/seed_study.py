@@ -1,9 +1,10 @@
 """How much of notebook 03's held-out accuracy is the luck of one training run or one held-out draw
 (``make seeds``; not part of the tests: about an hour at the default size on 2 cores).
 
-Needs the data of ``make run`` (notebooks 01 and 02, any size). For every training seed it trains the network
-exactly as 03 does by default (``helpers.models.train``: Table 1, Adam 1e-3, batch 32, 5 epochs, best epoch,
-standardisation, augmentation, weight averaging) and scores it on ``--views`` orientations of each held-out
+Needs randomly oriented data (notebooks 01 and 02 with ``orientation = "random"``, any size): this study belongs
+to the any-orientation protocol. For every training seed it trains the network with the additions for that protocol
+(``helpers.models.train``: Table 1, Adam 1e-3, batch 32, 5 epochs, best epoch, standardisation, augmentation,
+weight averaging) and scores it on ``--views`` orientations of each held-out
 structure (``helpers.orientations``, view rotations from ``--view-seed``, 03's ``seed``) on
 
 * draw 0: the held-out pristine and vacancy sets of ``data/`` (those of 03), and
@@ -139,7 +140,8 @@ def main() -> None:
             results[seed] = json.loads(done.read_text())
             continue
         t = time.perf_counter()
-        model, info = models.train(train.X, train.y, seed=seed, elements=train["element"], progress=True)
+        model, info = models.train(train.X, train.y, seed=seed, elements=train["element"], progress=True,
+                                   standardise=True, average_weights=True)
         row = {"seed": seed, "train_seconds": time.perf_counter() - t, "best_epoch": info["best_epoch"],
                "best_val_accuracy": info["best_val_accuracy"]}
         for d, sets in draws.items():

@@ -89,7 +89,13 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
-    config.write_text(output_dir / "timings.json", json.dumps({"notebooks": records, "total": total}, indent=2))
+    from datetime import datetime, timezone
+
+    from . import machine
+
+    config.write_text(output_dir / "timings.json", json.dumps(
+        {"notebooks": records, "total": total, "machine": machine.describe(),
+         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     return records
 

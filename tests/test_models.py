@@ -128,14 +128,15 @@ def test_weight_average_is_written_into_the_model_at_every_epoch_end():
             gaps.append(max(float(np.max(np.abs(keras.ops.convert_to_numpy(v) - keras.ops.convert_to_numpy(a))))
                             for v, a in zip(self.model.trainable_variables, averages)))
 
-    averaged, info = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, callbacks=[Gap()])
+    averaged, info = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, callbacks=[Gap()],
+                                  average_weights=True)
     assert info["ema_momentum"] == models.ema_momentum_for(10) == pytest.approx(2 / 3)  # 77 images, batches of 8
     assert gaps == [0.0, 0.0]  # validated and kept: the average itself
-    plain, info_plain = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, average_weights=False)
+    plain, info_plain = models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False)  # the paper's plain Adam
     assert info_plain["ema_momentum"] is None
     assert not np.allclose(averaged.get_layer("conv1").get_weights()[0], plain.get_layer("conv1").get_weights()[0])
     with pytest.raises(ValueError, match="ema_momentum"):
-        models.train(X, y, epochs=1, progress=False, ema_momentum=1.5)
+        models.train(X, y, epochs=1, progress=False, average_weights=True, ema_momentum=1.5)
 
 
 def test_missing_model_names_notebook_03(tmp_path):
@@ -232,3 +233,25 @@ def test_symmetrised_prediction_does_not_depend_on_the_view(model):
         assert np.allclose(models.predict_proba(model, d4(X, k, m), symmetrise=True), p, atol=1e-5)
     single = models.predict_proba(model, X)
     assert not np.allclose(single, models.predict_proba(model, d4(X, 1, False)), atol=1e-5)  # the plain model is not
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
+    from helpers import machine
+
+    monkeypatch.setattr(machine, "vector_flags", lambda: ["avx", "avx2", "fma"])
+    assert models.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(machine, "vector_flags", lambda: ["avx2", "avx512f", "amx_bf16", "amx_tile"])
+    assert models.resolve_precision("auto") == "mixed_bfloat16"  # the tests run on the CPU with TensorFlow
+    assert models.resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        models.resolve_precision("float16")
+
+
+def test_bfloat16_training_returns_a_float32_model_that_predicts_like_the_trained_one():
+    X, y = _one_bright_pixel_per_class(2)
+    model, info = models.train(X, y, epochs=3, batch_size=8, seed=0, progress=False, precision="mixed_bfloat16")
+    assert info["precision"] == "mixed_bfloat16"
+    keras = models.keras_module()
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    assert (models.predict_proba(model, X).argmax(axis=1) == y).mean() > 0.5  # it learnt the bright pixels
