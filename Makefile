@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run test bench bench-train recipe seeds lab clean-data
+.PHONY: env run test bench bench-train recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -34,6 +34,10 @@ bench-train: $(STAMP)
 ## recipe: the paper's recipe against each addition and against bfloat16 arithmetic, on data/ (after make run)
 recipe: $(STAMP)
 	$(BIN)/python benchmarks/recipe_study.py
+
+## scale: how far vacancies and displacements move the fingerprint's scale, per prototype (a few minutes)
+scale: $(STAMP)
+	$(BIN)/python benchmarks/scale_bias.py
 
 ## seeds: 5 training seeds x 2 held-out draws, 16 views each, on randomly oriented data/ (about an hour)
 seeds: $(STAMP)

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
                                    standardise=options["standardise"], average_weights=options["average_weights"],
                                    elements=train["element"] if options["augment"] else None,
                                    precision=options["precision"])
-        row = {"configuration": name, "precision": info["precision"], "seconds": round(time.perf_counter() - start, 1),
+        row = {"configuration": name, "precision": info["precision"], "seconds": f"{time.perf_counter() - start:.1f}",
                "best_epoch": info["best_epoch"], "validation": info["best_val_accuracy"]}
         for set_name, fps in tests.items():
             row[set_name] = float(np.mean(models.predict_proba(model, fps.X).argmax(axis=1) == fps.y))

@@ -1,11 +1,14 @@
 """Shared code of the crystal-fingerprint notebook series (Ziletti et al., Nat. Commun. 2018).
 
 Modules: ``config`` (paths, save_fig), ``structures`` (classes, prototypes, preparation),
-``defects`` (vacancies, displacements), ``fingerprint`` (the 2D diffraction fingerprint),
+``defects`` (vacancies, displacements), ``neighbours`` (neighbour search and the fingerprint's scale),
+``fingerprint`` (the 2D diffraction fingerprint), ``compare`` (how alike fingerprints are),
+``lattice`` (the crystal behind a block of atoms, and the block the network was trained on),
 ``datasets`` (generation and storage), ``models`` (the CNN, its training, storage and MC-dropout
 uncertainty), ``orientations`` (the answer averaged over random orientations of a structure),
 ``robustness`` (CNN against spglib on defective crystals), ``classify`` (your own structures),
-``maps`` (activations and attentive response maps), ``plots`` (figures), ``series`` (runs the
-notebooks).
+``user_forms`` (real crystals in the forms users hand them in), ``maps`` (activations and attentive
+response maps), ``clustering`` (the classes without labels), ``report`` (REPORT.md), ``plots``
+(figures), ``machine`` (the CPU a timing was measured on), ``series`` (runs the notebooks).
 """
 __version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""helpers.lattice: the crystal's lattice found among defective atoms, and the training-sized block cut from it."""
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from helpers import defects, structures
+from helpers.fingerprint import diffraction_fingerprint
+from helpers.lattice import AlignmentError, canonical_sites, primitive_lattice, standard_block
+from helpers.neighbours import scale_and_spread
+
+
+def turned(atoms, seed):
+    return structures.rotate(atoms, structures.random_rotation(np.random.default_rng(seed)))
+
+
+def same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two bases generate the same lattice (each an integer combination of the other, volumes equal)."""
+    c = a @ np.linalg.inv(b)
+    return np.allclose(c, np.round(c), atol=0.02) and np.isclose(abs(np.linalg.det(a)), abs(np.linalg.det(b)), rtol=0.01)
+
+
+@pytest.mark.parametrize("defect", ["none", "vacancies", "displacements"])
+def test_primitive_lattice_of_a_defective_hcp_supercell(defect):
+    """hcp has two atoms per primitive cell: the vector between them finds partners for half the atoms and must not
+    be taken for a translation; the true primitive cell is found through vacancies and displacements alike."""
+    small = bulk("Mg", "hcp", a=3.21, c=5.21)
+    big = small.repeat((6, 6, 4))
+    rng = np.random.default_rng(0)
+    big = {"none": big, "vacancies": defects.vacancies(big, 0.25, rng),
+           "displacements": defects.displacements(big, 0.02, rng)}[defect]
+    rotation = structures.random_rotation(np.random.default_rng(1))
+    scale, spread = scale_and_spread(structures.rotate(big, rotation))
+    basis = primitive_lattice(structures.rotate(big, rotation), scale, spread)
+    assert same_lattice(basis, small.cell[:] @ rotation.T)
+
+
+def test_a_repeated_defect_pattern_does_not_hide_the_crystal():
+    """A defective cell repeated 2 x 1 x 1: its repeat vector is an exact translation of the whole structure, yet
+    the crystal's own (with vacancies on the way) are shorter and are the ones found."""
+    rng = np.random.default_rng(2)
+    cell = defects.vacancies(bulk("Cu", "fcc", a=3.6, cubic=True).repeat(4), 0.25, rng)
+    scale, spread = scale_and_spread(cell.repeat((2, 1, 1)))
+    basis = primitive_lattice(cell.repeat((2, 1, 1)), scale, spread)
+    assert same_lattice(basis, bulk("Cu", "fcc", a=3.6).cell[:])
+
+
+def test_pseudo_translation_of_arsenic_is_not_a_translation():
+    """alpha-As is a distorted simple cubic crystal: the vector between its two atoms almost takes the crystal onto
+    itself, within a third of the nearest-neighbour distance. A perfect crystal is held to a tight match."""
+    rng = np.random.default_rng(3)
+    proto = structures.PROTOTYPES["alpha-As"]
+    while True:
+        parent = structures.draw_parent(proto.class_name, rng)
+        if parent.prototype == "alpha-As" and parent.space_group == 166:
+            break
+    block = structures.prepared_parent(parent, rng)
+    recut = standard_block(turned(block, 4))
+    assert recut.space_group == 166 and recut.n_basis == 2 and len(recut.atoms) == len(block)
+
+
+def test_canonical_origin_does_not_depend_on_spglibs_choice():
+    """hcp on Wyckoff 2c or 2d (half a cell apart along c): the same canonical sites."""
+    types = np.array([12, 12])
+    c, _ = canonical_sites(np.array([[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]), types)
+    d, _ = canonical_sites(np.array([[1 / 3, 2 / 3, 0.75], [2 / 3, 1 / 3, 0.25]]), types)
+    assert np.allclose(sorted(map(tuple, c)), sorted(map(tuple, d)))
+    assert np.allclose(c.min(axis=0), 0.0)  # an atom at the origin
+
+
+def test_pristine_block_equals_the_generators_whatever_the_input():
+    """notebook 01's preparation of a pristine parent and the re-cut of any supercell of it: the same block."""
+    rng = np.random.default_rng(5)
+    for class_name in structures.CLASSES:
+        parent = structures.draw_parents(class_name, 1, "train", 0, 0.2, rng)[0]
+        if parent.space_group != structures.PROTOTYPES[parent.prototype].space_group:
+            continue
+        generated = structures.prepared_parent(parent, rng)
+        for given in (turned(parent.conventional_cell(), 6), turned(generated.repeat((2, 1, 1)), 7)):
+            block = standard_block(given).atoms
+            assert len(block) == len(generated), class_name
+            assert np.max(np.abs(diffraction_fingerprint(block) - diffraction_fingerprint(generated))) < 1e-4, class_name
+
+
+def test_amorphous_input_raises_alignment_error():
+    rng = np.random.default_rng(0)
+    atoms = Atoms("Cu64", positions=rng.random((64, 3)) * 9.0, cell=np.eye(3) * 9.0, pbc=True)
+    with pytest.raises(AlignmentError):
+        standard_block(atoms)
