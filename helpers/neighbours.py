@@ -124,10 +124,20 @@ def _cluster_centres(V: np.ndarray, step: float) -> np.ndarray:
     index = np.floor(V / step).astype(np.int64) + n
     size = 2 * n
     counts = np.bincount((index[:, 0] * size + index[:, 1]) * size + index[:, 2], minlength=size ** 3)
-    smooth = ndimage.gaussian_filter(counts.reshape(size, size, size).astype(np.float64), 1.0, mode="constant")
+    smooth = ndimage.gaussian_filter(counts.reshape(size, size, size).astype(np.float64), 1.0, mode="constant",
+                                     truncate=2.5)
     peaks = (smooth == ndimage.maximum_filter(smooth, size=3, mode="constant")) & (
         smooth >= _SIGNIFICANT * smooth.max())
     return (np.argwhere(peaks) - n + 0.5) * step
+
+
+def _nearest(V: np.ndarray, centres: np.ndarray, reach: float) -> tuple:
+    """(distance, index) of the nearest centre for every vector (a few dozen centres: a direct computation beats a
+    tree); distance inf where none lies within ``reach``."""
+    d2 = (V * V).sum(axis=1)[:, None] - 2.0 * V @ centres.T + (centres * centres).sum(axis=1)[None, :]
+    label = d2.argmin(axis=1)
+    dist = np.sqrt(np.maximum(d2[np.arange(len(V)), label], 0.0))
+    return np.where(dist < reach, dist, np.inf), label
 
 
 def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> tuple:
@@ -135,7 +145,7 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
     centres move to their members' mean, and centres closer than ``merge`` (two peaks of one cluster) become
     one. The spread is the root-mean-square deviation of the members from their mean, per Cartesian component."""
     for step in range(8):
-        dist, label = _tree(centres).query(V, distance_upper_bound=reach)
+        dist, label = _nearest(V, centres, reach)
         member = np.isfinite(dist)
         count = np.bincount(label[member], minlength=len(centres))
         sums = np.stack([np.bincount(label[member], weights=V[member, k], minlength=len(centres)) for k in range(3)], 1)
@@ -151,11 +161,31 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
             if a not in drop and b not in drop:
                 drop.add(int(b) if count[a] >= count[b] else int(a))
         centres = np.delete(centres, sorted(drop), axis=0)
-    dist, label = _tree(centres).query(V, distance_upper_bound=reach)
+    dist, label = _nearest(V, centres, reach)
     member = np.isfinite(dist)
     count = np.bincount(label[member], minlength=len(centres))
     squares = np.bincount(label[member], weights=dist[member] ** 2, minlength=len(centres))
     return centres, count, np.sqrt(squares / np.maximum(count, 1) / 3)
+
+
+def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray) -> tuple:
+    """(rough nearest-neighbour distance, neighbour vectors up to _VECTOR_CUTOFF times it) from one neighbour
+    search: the median of the atoms' shortest distances, and every vector shorter than that bound."""
+    cell = np.asarray(cell, dtype=np.float64)
+    cutoff = 1.8 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0)
+    atoms, images = periodic_images(positions, cell, cutoff)
+    d, j = _tree(images).query(atoms, k=min(32, len(images)), distance_upper_bound=cutoff)
+    first = d[:, 1] if d.shape[1] > 1 else np.full(len(atoms), np.inf)
+    if not np.all(np.isfinite(first)) or np.any(first < 1e-6):  # a sparse or odd structure: the careful search
+        rough = float(np.median(nearest_neighbour_distances(positions, cell)))
+        return rough, neighbour_vectors(positions, cell, _VECTOR_CUTOFF * rough)
+    rough = float(np.median(first))
+    bound = _VECTOR_CUTOFF * rough
+    if bound > cutoff or np.any(np.isfinite(d[:, -1]) & (d[:, -1] < bound)):  # the search stopped short
+        return rough, neighbour_vectors(positions, cell, bound)
+    found = (d < bound) & (d > 1e-9)
+    i = np.broadcast_to(np.arange(len(atoms))[:, None], d.shape)
+    return rough, images[j[found]] - atoms[i[found]]
 
 
 def scale_and_spread(atoms: Atoms) -> tuple:
@@ -163,9 +193,7 @@ def scale_and_spread(atoms: Atoms) -> tuple:
     the neighbour-vector clusters of the root-mean-square deviation of their members from their mean vector, per
     Cartesian component (Angstrom; 0 for a perfect crystal, about sqrt(2) sigma for random displacements of
     standard deviation sigma)."""
-    positions, cell = atoms.positions, atoms.cell[:]
-    rough = float(np.median(nearest_neighbour_distances(positions, cell)))
-    V = neighbour_vectors(positions, cell, _VECTOR_CUTOFF * rough)
+    rough, V = _rough_and_vectors(atoms.positions, atoms.cell[:])
     centres, count, spread = _refine(V, _cluster_centres(V, _BIN * rough), _REACH * rough, _MERGE * rough)
     significant = count >= _SIGNIFICANT * count.max()
     lengths, weights = np.linalg.norm(centres[significant], axis=1), count[significant].astype(np.float64)
