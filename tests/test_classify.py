@@ -82,6 +82,11 @@ def test_recut_makes_the_answer_independent_of_the_block(model):
     blocks = [prepare_for_classification(small)[0]]
     for reps in ((8, 8, 8), (2, 1, 1), (3, 2, 2), (12, 6, 6)):
         blocks.append(prepare_for_classification(rotate(small.repeat(reps), random_rotation(rng)))[0])
+    # a block whose lattice is nearly cubic (orthorhombic hcp cell, 16.0 x 16.7 x 15.6 A): the lattice alone would
+    # offer cubic alignments; the crystal's own symmetry, found from the atoms, does not
+    near_cubic = bulk("Mg", "hcp", a=3.209, c=5.211, orthorhombic=True).repeat((5, 3, 3))
+    assert np.ptp(near_cubic.cell.lengths()) < 0.07 * near_cubic.cell.lengths().mean()
+    blocks.append(prepare_for_classification(rotate(near_cubic, random_rotation(rng)))[0])
     reference = diffraction_fingerprint(blocks[0])
     for block in blocks[1:]:
         assert len(block) == len(blocks[0])
