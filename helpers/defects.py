@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from .fingerprint import mean_nearest_neighbour_distance
+from .neighbours import mean_nearest_neighbour_distance
 
 
 def vacancies(atoms: Atoms, fraction: float, rng: np.random.Generator) -> Atoms:

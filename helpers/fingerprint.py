@@ -35,8 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from .neighbours import (SCALE_METHOD, mean_nearest_neighbour_distance,  # noqa: F401 (re-exported)
-                         nearest_neighbour_distances, nn_scale)
+from .neighbours import SCALE_METHOD, nn_scale
 
 # ---- the numbers of docs/science.md ------------------------------------------------------------
 WAVELENGTH_M = 5.0e-12

@@ -252,10 +252,10 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
 
     With ``elements`` (the element of every fingerprint), the training batches are augmented as
     :mod:`helpers.augment` describes (exact detector symmetries, diffuse background); the validation
-    fingerprints never are. With ``standardise`` (the default) the network starts with a fixed
+    fingerprints never are. With ``standardise`` (off in the paper's recipe) the network starts with a fixed
     per-pixel standardisation computed from the training split (:func:`symmetric_standardisation`).
 
-    ``average_weights`` (default) turns on Keras's own exponential moving average of the weights
+    ``average_weights`` (off in the paper's recipe) turns on Keras's own exponential moving average of the weights
     (``Adam(use_ema=True)``): after every step the average moves by ``1 - ema_momentum`` towards the new
     weights, and at the last step of every epoch the weights are replaced by it. Each epoch's validation,
     and the epoch that is kept, are then the averaged weights, which no longer carry the noise of the last

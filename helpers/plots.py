@@ -12,7 +12,7 @@ def plot_structure(ax, atoms, title: str = "", rotation: str = "15x,25y,0z", rad
     from ase.visualize.plot import plot_atoms
 
     # a float ``radii`` would scale ASE's covalent radii; a list gives the radii in Angstrom
-    from .fingerprint import mean_nearest_neighbour_distance
+    from .neighbours import mean_nearest_neighbour_distance
 
     nn = mean_nearest_neighbour_distance(atoms) if len(atoms) > 1 else 1.0
     plot_atoms(atoms, ax, rotation=rotation, radii=[radius * nn] * len(atoms), show_unit_cell=2)

@@ -140,11 +140,11 @@ def report_markdown(cnn: dict, model_meta: dict, robustness, table5, table5_repo
         *_held_out_row(cnn, "accuracy_orientations", f"combined over {cnn.get('n_orientations')} random orientations "
                        f"of each held-out structure ({POOL_TEXT.get(cnn.get('orientation_pool', 'linear'), '?')})",
                        "; `helpers.orientations`"),
-        f"| input standardisation (per pixel, before conv1) | "
+        "| input standardisation (per pixel, before conv1) | "
         f"{'yes' if model_meta['training'].get('standardisation') else 'no'} | no | no |",
         f"| training augmentation (`helpers.augment`) | {'yes' if model_meta['training'].get('augmented') else 'no'} | "
         "no | no |",
-        f"| moving average of the weights (Adam `use_ema`) | "
+        "| moving average of the weights (Adam `use_ema`) | "
         + (f"momentum {model_meta['training']['ema_momentum']:.4f}" if model_meta["training"].get("ema_momentum") else "no")
         + " | no | no |",
         f"| best epoch (validation accuracy) | {cnn['best_epoch']} ({cnn['best_val_accuracy']:.4f}) | — | — |",

@@ -24,7 +24,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.spacegroup import crystal
 
-from .fingerprint import mean_nearest_neighbour_distance as mean_nn
+from .neighbours import mean_nearest_neighbour_distance as mean_nn
 
 try:  # spglib >= 2.7: raise exceptions instead of returning None (the default from spglib 3)
     spglib.error.OLD_ERROR_HANDLING = False

@@ -1,6 +1,5 @@
 """Run every notebook of the series in numeric order with small parameters, then check what each wrote."""
 import json
-import math
 
 import nbformat
 import numpy as np

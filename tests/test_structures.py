@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from helpers import defects, structures
-from helpers.fingerprint import nearest_neighbour_distances
+from helpers.neighbours import nearest_neighbour_distances
 from helpers.structures import CLASSES, PROTOTYPES, Parent
 
 
