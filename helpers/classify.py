@@ -26,7 +26,7 @@ from .fingerprint import check_structure, diffraction_fingerprint, diffraction_f
 from .lattice import AlignmentError, standard_block
 from .orientations import (DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool,
                            orientation_mc_dropout)
-from .structures import CLASSES, ORIENTATIONS
+from .structures import CLASSES, check_orientation
 
 
 def _read(item) -> list:
@@ -64,8 +64,7 @@ def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, allow_mult
     """(structure to fingerprint, a note on what was done): the structure re-cut to about ``target_atoms`` atoms of
     its crystal's conventional cell, in spglib's standard orientation (``orientation="standard"``) or in its own
     (``"random"``), defects kept (:func:`helpers.lattice.standard_block`). Raises ValueError naming the fix."""
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    check_orientation(orientation)
     if len(atoms) and not _is_periodic(atoms):
         raise ValueError(
             f"non-periodic structure (pbc={np.asarray(atoms.pbc).tolist()}): the network of the paper's protocol "
@@ -127,9 +126,7 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         model, meta = models.load_model()
         trained_on = meta.get("data", {}).get("params", {})
     target_atoms = int(target_atoms or trained_on.get("target_atoms", 256))
-    orientation = orientation or trained_on.get("orientation", "standard")
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    orientation = check_orientation(orientation or trained_on.get("orientation", "standard"))
     if n_orientations is None:
         n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
     n_orientations = check_n_orientations(n_orientations)

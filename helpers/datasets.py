@@ -230,8 +230,7 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
     spglib's standard orientation) or "random" (the random rotation survives the standardisation); see
     ``structures.prepare``.
     """
-    if orientation not in structures.ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {structures.ORIENTATIONS}, got {orientation!r}")
+    structures.check_orientation(orientation)
     if n_per_class < 1 or n_test_per_class < 1:
         raise ValueError("n_per_class and n_test_per_class must be at least 1")
     if not 32 <= target_atoms <= 4096:

@@ -39,7 +39,7 @@ user is its crystal's cell, or a few of them).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import spglib
@@ -74,10 +74,8 @@ class Block:
     space_group: int
     international: str
     repeats: tuple
-    n_sites: int                  # sites of the re-cut block
     n_basis: int                  # atoms in the crystal's primitive cell
     how: str                      # "ideal cell of the input" or "translations found among the atoms"
-    rotation: np.ndarray = field(repr=False)  # input frame -> block frame
 
 
 def _candidate_translations(cart: np.ndarray, images: np.ndarray, tree, max_length: float) -> np.ndarray:
@@ -277,5 +275,4 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
     positions = sites[hit] @ lattice + (images[j[hit]] - wrapped[hit]) @ rotation.T
     block = Atoms(numbers=atoms.numbers[owner[j[hit]]], positions=positions,
                   cell=lattice * np.array(reps)[:, None], pbc=True)
-    return Block(block, int(data.number), str(data.international), tuple(int(r) for r in reps), len(sites),
-                 len(ideal), how, rotation)
+    return Block(block, int(data.number), str(data.international), tuple(int(r) for r in reps), len(ideal), how)

@@ -17,6 +17,7 @@ from . import config
 from .clustering import NOTEBOOK_05, REPORT_CLASS_SIZES
 from .datasets import NOTEBOOK_01, NOTEBOOK_02, check_params, fingerprint_path, structure_path
 from .models import NOTEBOOK_03
+from .robustness import level_text
 
 REPORT_N = sum(REPORT_CLASS_SIZES.values())  # 10,517
 
@@ -71,11 +72,6 @@ def _held_out_row(cnn: dict, key: str, label: str, note: str = "") -> list:
 def _row(table, defect: str, level: float):
     hit = table[(table.defect == defect) & np.isclose(table.level, level)]
     return None if hit.empty else hit.iloc[0]
-
-
-def _level_text(defect: str, level: float) -> str:
-    return "—" if defect == "none" else (f"{100 * level:g} % of atoms" if defect == "vacancies"
-                                         else f"σ = {100 * level:g} % of NN")
 
 
 def robustness_sentences(robustness) -> list:
@@ -167,7 +163,7 @@ def report_markdown(cnn: dict, model_meta: dict, robustness, table5, table5_repo
             "| defect | level | n (CNN / spglib) | CNN (this run) | spglib symprec 1e-3 Å | spglib symprec 0.1 Å |",
             "|---|---|---|---|---|---|"]
     for r in robustness.itertuples(index=False):  # columns: defect, level, n, cnn, n_spglib, spglib_0.001, spglib_0.1
-        out.append(f"| {r[0]} | {_level_text(r[0], r[1])} | {r[2]} / {r[4]} | {pct(r[3])} | {pct(r[5])} | {pct(r[6])} |")
+        out.append(f"| {r[0]} | {level_text(r[0], r[1])} | {r[2]} / {r[4]} | {pct(r[3])} | {pct(r[5])} | {pct(r[6])} |")
     out += ["", "The paper states that the network stays near 100 % under vacancies and displacements where spglib "
             "fails; its per-level numbers were not available to this project, so this run is compared with that "
             "statement. The report did not measure robustness. This run:", ""]

@@ -131,6 +131,12 @@ def score(runs: dict, predicted: np.ndarray, entropy: np.ndarray | None = None,
     return per, table
 
 
+def level_text(defect: str, level: float) -> str:
+    """A defect level in words: "—" for pristine, "25 % of atoms", "σ = 2 % of NN"."""
+    return ("—" if defect == "none" else f"{100 * level:g} % of atoms" if defect == "vacancies"
+            else f"σ = {100 * level:g} % of NN")
+
+
 def table_markdown(table) -> str:
     """The robustness table in the layout of the paper's Table 1: accuracy in per cent."""
     import pandas as pd
@@ -143,8 +149,7 @@ def table_markdown(table) -> str:
     n_cols = lines[0].count("|") - 1
     lines.append("|" + "---|" * n_cols)
     for _, r in table.iterrows():
-        level = ("—" if r["defect"] == "none" else
-                 f"{100 * r['level']:g} % of atoms" if r["defect"] == "vacancies" else f"σ = {100 * r['level']:g} % of NN")
+        level = level_text(r["defect"], r["level"])
         cells = [r["defect"] if r["defect"] != "none" else "pristine", level, str(int(r["n"])), f"{100 * r['cnn']:.2f} %",
                  str(int(r["n_spglib"]))]
         cells += ["—" if pd.isna(r[c]) else f"{100 * r[c]:.2f} %" for c in table.columns if c.startswith("spglib_")]

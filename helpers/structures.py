@@ -248,6 +248,13 @@ def draw_parents(class_name: str, n: int, side: str, seed: int, test_fraction: f
 ORIENTATIONS = ("standard", "random")
 
 
+def check_orientation(orientation) -> str:
+    """``orientation`` if it is one of ``ORIENTATIONS``; otherwise a ValueError that lists them."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    return orientation
+
+
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """Rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
     w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
@@ -296,8 +303,7 @@ def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, sym
     """
     from .lattice import standard_block
 
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    check_orientation(orientation)
     rotation = random_rotation(rng) if rotation is None else rotation
     return standard_block(rotate(atoms, rotation), target_atoms, keep_orientation=orientation == "random",
                           symprec=symprec).atoms

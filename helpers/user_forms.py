@@ -29,10 +29,11 @@ REPEATS = {"(6, 6, 6)": (6, 6, 6), "(10, 5, 5)": (10, 5, 5), "(9, 6, 6)": (9, 6,
 DEFECTS = ("pristine", "25 % vacancies", "sigma = 2 %")
 
 
-def forms(small: Atoms, rng: np.random.Generator) -> list:
-    """[(form, defect, structure)]: the small cell as given, and every repeat with every defect, turned."""
+def forms(small: Atoms, rng: np.random.Generator, repeats: dict = REPEATS) -> list:
+    """[(form, defect, structure)]: the small cell as given, and every repeat ({name: (n1, n2, n3)}) with every
+    defect, turned."""
     out = [("small cell", "pristine", small)]
-    for name, reps in REPEATS.items():
+    for name, reps in repeats.items():
         big = small.repeat(reps)
         for defect in DEFECTS:
             atoms = (defects.vacancies(big, 0.25, rng) if defect == "25 % vacancies"
@@ -66,6 +67,5 @@ def study(model, seed: int = 0, n_mc: int = 10, n_jobs: int | None = None, progr
     per["right"] = per["predicted_class"] == per["class"]
     summary = (per.pivot_table(index="form", columns="defect", values="right", aggfunc="mean", sort=False)
                .reindex(index=["small cell", *REPEATS], columns=list(DEFECTS)))
-    summary["n per cell"] = per.groupby("form", sort=False)["right"].size().reindex(summary.index) // per.groupby(
-        "form", sort=False)["defect"].nunique().reindex(summary.index)
+    summary["n per cell"] = sum(len(cells) for cells in REAL_CRYSTALS.values())  # one structure per crystal
     return per, summary.reset_index()
