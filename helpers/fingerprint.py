@@ -177,7 +177,11 @@ def _as_atoms(atoms) -> Atoms:
 
 
 def check_structure(atoms: Atoms) -> None:
-    """Raise ValueError, naming the fix, for structures the fingerprint cannot be computed on."""
+    """Raise ValueError, naming the fix, for structures the fingerprint cannot be computed on.
+
+    A periodic crystal (``pbc`` all True) needs a cell with a volume; a structure that is not periodic in all
+    three directions is a finite cluster, fingerprinted as the atoms given and scaled by their own neighbour
+    distances (:func:`helpers.neighbours.nn_scale`)."""
     atoms = _as_atoms(atoms)
     n = len(atoms)
     if n == 0:
@@ -185,13 +189,11 @@ def check_structure(atoms: Atoms) -> None:
     if n == 1:
         raise ValueError("a single atom has no neighbour to scale by and no interference to show: "
                          "give a supercell, e.g. atoms.repeat((4, 4, 4))")
-    if not np.all(atoms.pbc):
-        raise ValueError(f"non-periodic structure (pbc={atoms.pbc.tolist()}): the fingerprint needs a "
-                         "periodic crystal; set atoms.pbc = True and give a full 3D cell")
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-8:
-        raise ValueError("non-periodic structure: the cell is missing or degenerate (zero volume); "
-                         "set atoms.cell to the three lattice vectors")
+    if np.all(atoms.pbc) and (not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-8):
+        raise ValueError("the structure says it is periodic (pbc=True) but its cell is missing or degenerate "
+                         "(zero volume): set atoms.cell to the three lattice vectors, or set atoms.pbc = False "
+                         "for a finite cluster")
     if not np.all(np.isfinite(atoms.positions)):
         raise ValueError("positions contain NaN or infinite values; fix the coordinates")
     numbers = np.asarray(atoms.numbers)
@@ -338,12 +340,36 @@ def normalise(channels: np.ndarray) -> np.ndarray:
 def diffraction_fingerprint(atoms: Atoms) -> np.ndarray:
     """Two-dimensional diffraction fingerprint of a structure: float32 array (64, 64, 3) in [0, 1].
 
-    Computed on the atoms as given (no random rotation, no supercell); the structure is scaled so
-    that its nearest-neighbour distance (:func:`helpers.neighbours.nn_scale`) is 1 Angstrom. Raises ValueError on an empty,
-    non-periodic or single-atom structure, NaN/inf positions or an unknown element.
+    Computed on the atoms as given (no random rotation, no supercell): the sum runs over these atoms, a crystal's
+    block or a finite cluster alike; the structure is scaled so that its nearest-neighbour distance
+    (:func:`helpers.neighbours.nn_scale`, periodic images included for a crystal) is 1 Angstrom. Raises
+    ValueError on an empty or single-atom structure, a periodic one without a cell, NaN/inf positions or an
+    unknown element.
     """
     pos, numbers = _prepared(atoms)
     return _assemble(_pattern_images(pos, numbers))
+
+
+def diffraction_fingerprint_views(atoms: Atoms, rotations: Sequence[np.ndarray]) -> np.ndarray:
+    """Fingerprints (n_views, 64, 64, 3) of one structure turned rigidly by each 3 x 3 rotation: the same as
+    ``diffraction_fingerprint(rotate(atoms, R))`` for every R, with the checks, the scale (a rotation does not
+    change it) and the centring done once for all views."""
+    pos, numbers = _prepared(atoms)
+    return np.stack([_assemble(_pattern_images(pos @ np.asarray(r, np.float64).T, numbers)) for r in rotations])
+
+
+def _views_chunk(start: int, structures: Sequence[Atoms], rotations: tuple) -> np.ndarray:
+    """Worker: (n, n_views, 64, 64, 3) fingerprints of consecutive structures in every view."""
+    from threadpoolctl import threadpool_limits
+
+    out = np.empty((len(structures), len(rotations)) + SHAPE, dtype=np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, atoms in enumerate(structures):
+            try:
+                out[k] = diffraction_fingerprint_views(atoms, rotations)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"structure {start + k}: {exc}") from exc
+    return out
 
 
 def _fingerprint_chunk(start: int, structures: Sequence[Atoms]) -> np.ndarray:

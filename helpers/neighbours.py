@@ -1,4 +1,9 @@
-"""Neighbours in a periodic structure, and the length the fingerprint scales to 1 Angstrom.
+"""Neighbours in a periodic crystal or a finite cluster, and the length the fingerprint scales to 1 Angstrom.
+
+A structure is periodic when all three directions are (``pbc``) and its cell has a volume
+(:func:`is_periodic`): its neighbours then include periodic images. Anything else (a cluster, a nanoparticle,
+a frame cut from a simulation without its cell) is a finite set of atoms whose neighbours are the other atoms
+given.
 
 The fingerprint scales every structure so that its nearest-neighbour distance is 1 Angstrom; the pattern then
 does not depend on the element's size. How that distance is *estimated* matters as much as the definition:
@@ -79,9 +84,28 @@ def _tree(points: np.ndarray) -> cKDTree:
     return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
-def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Distance from every atom to its nearest neighbour, periodic images included (Angstrom)."""
+def is_periodic(atoms: Atoms) -> bool:
+    """True for a crystal: periodic in all three directions, with a finite cell of non-zero volume. Anything
+    else is treated as a finite cluster of the atoms given."""
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    return bool(np.all(atoms.pbc)) and bool(np.all(np.isfinite(cell))) and abs(np.linalg.det(cell)) > 1e-8
+
+
+def _check_distinct(nn: np.ndarray) -> np.ndarray:
+    if np.any(nn < 1e-6):
+        raise ValueError("two atoms sit on the same position (nearest-neighbour distance 0); "
+                         "remove the duplicate atoms")
+    return nn
+
+
+def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
+    """Distance from every atom to its nearest neighbour (Angstrom): periodic images included, or, with
+    ``cell=None``, among the atoms given only (a finite cluster; at least two atoms)."""
     positions = np.asarray(positions, dtype=np.float64)
+    if cell is None:
+        if len(positions) < 2:
+            raise ValueError("a cluster of fewer than two atoms has no neighbour distance")
+        return _check_distinct(_tree(positions).query(positions, k=2)[0][:, 1])
     cell = np.asarray(cell, dtype=np.float64)
     # A self-image is never further than the shortest lattice vector, so the search can stop
     # there; start from a density estimate that is enough for nearly every crystal.
@@ -94,17 +118,18 @@ def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray) -> np.n
             break
         cutoff = min(cutoff * 1.5, limit)
     # Unfound only through rounding at the limit: the self-image distance is then the answer.
-    nn = np.where(np.isfinite(nn), nn, limit)
-    if np.any(nn < 1e-6):
-        raise ValueError("two atoms sit on the same position (nearest-neighbour distance 0); "
-                         "remove the duplicate atoms")
-    return nn
+    return _check_distinct(np.where(np.isfinite(nn), nn, limit))
+
+
+def _cell_or_none(atoms: Atoms):
+    return np.asarray(atoms.cell[:], dtype=np.float64) if is_periodic(atoms) else None
 
 
 def mean_nearest_neighbour_distance(atoms: Atoms) -> float:
-    """Average over atoms of the distance to the nearest neighbour (periodic), in Angstrom: the crystal's
-    nearest-neighbour distance for a perfect crystal, and what displacements are measured in."""
-    return float(np.mean(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
+    """Average over atoms of the distance to the nearest neighbour (periodic images included for a crystal), in
+    Angstrom: the crystal's nearest-neighbour distance for a perfect crystal, and what displacements are measured
+    in."""
+    return float(np.mean(nearest_neighbour_distances(atoms.positions, _cell_or_none(atoms))))
 
 
 def neighbour_vectors(positions: np.ndarray, cell: np.ndarray, cutoff: float, max_neighbours: int = 64) -> np.ndarray:
@@ -168,9 +193,22 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
     return centres, count, np.sqrt(squares / np.maximum(count, 1) / 3)
 
 
-def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray) -> tuple:
+def _cluster_rough_and_vectors(positions: np.ndarray) -> tuple:
+    """:func:`_rough_and_vectors` for a finite cluster: neighbours are the other atoms given."""
+    positions = np.asarray(positions, dtype=np.float64)
+    tree = _tree(positions)
+    rough = float(np.median(nearest_neighbour_distances(positions, None)))
+    pairs = tree.query_pairs(_VECTOR_CUTOFF * rough, output_type="ndarray")
+    forward = positions[pairs[:, 1]] - positions[pairs[:, 0]]
+    return rough, np.concatenate([forward, -forward])
+
+
+def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray | None) -> tuple:
     """(rough nearest-neighbour distance, neighbour vectors up to _VECTOR_CUTOFF times it) from one neighbour
-    search: the median of the atoms' shortest distances, and every vector shorter than that bound."""
+    search: the median of the atoms' shortest distances, and every vector shorter than that bound (periodic
+    images included; ``cell=None``: a finite cluster)."""
+    if cell is None:
+        return _cluster_rough_and_vectors(positions)
     cell = np.asarray(cell, dtype=np.float64)
     cutoff = 1.8 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0)
     atoms, images = periodic_images(positions, cell, cutoff)
@@ -192,8 +230,9 @@ def scale_and_spread(atoms: Atoms) -> tuple:
     """(:func:`nn_scale`, spread): the spread is how far the atoms stray from a perfect crystal, the median over
     the neighbour-vector clusters of the root-mean-square deviation of their members from their mean vector, per
     Cartesian component (Angstrom; 0 for a perfect crystal, about sqrt(2) sigma for random displacements of
-    standard deviation sigma)."""
-    rough, V = _rough_and_vectors(atoms.positions, atoms.cell[:])
+    standard deviation sigma). A finite cluster (:func:`is_periodic` false) is measured from its own atoms: its
+    surface atoms have fewer neighbours, which only lowers the clusters' counts."""
+    rough, V = _rough_and_vectors(atoms.positions, _cell_or_none(atoms))
     centres, count, spread = _refine(V, _cluster_centres(V, _BIN * rough), _REACH * rough, _MERGE * rough)
     significant = count >= _SIGNIFICANT * count.max()
     lengths, weights = np.linalg.norm(centres[significant], axis=1), count[significant].astype(np.float64)

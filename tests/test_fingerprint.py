@@ -104,8 +104,6 @@ def test_batch_equals_single_whatever_the_workers(crystals):
 def bad_structures():
     good = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
     empty = Atoms(cell=np.eye(3) * 4, pbc=True)
-    molecule = good.copy()
-    molecule.pbc = False
     flat = good.copy()
     flat.cell[2] = 0.0
     nan = good.copy()
@@ -116,8 +114,7 @@ def bad_structures():
     unknown.numbers[5] = 0  # the placeholder element X
     single = Atoms("Cu", cell=np.eye(3) * 3, pbc=True)
     duplicate = good + good[:1]
-    return {"empty": (empty, "empty"), "non-periodic": (molecule, "non-periodic"),
-            "no cell": (flat, "non-periodic"), "nan": (nan, "NaN"), "inf": (inf, "NaN or infinite"),
+    return {"empty": (empty, "empty"), "no cell": (flat, "cell is missing or degenerate"), "nan": (nan, "NaN"), "inf": (inf, "NaN or infinite"),
             "unknown element": (unknown, "unknown element"), "single atom": (single, "single atom"),
             "duplicate atoms": (duplicate, "same position")}
 
@@ -127,6 +124,21 @@ def test_bad_input_raises_a_clear_value_error(name):
     atoms, words = bad_structures()[name]
     with pytest.raises(ValueError, match=words):
         diffraction_fingerprint(atoms)
+
+
+def test_a_finite_cluster_is_fingerprinted_as_given_and_scaled_by_its_own_distances():
+    """A block of atoms with pbc=False gives the same sum over the same atoms as with pbc=True; only the scale
+    comes from the atoms' own neighbours (surface atoms have fewer), which must agree with the crystal's."""
+    block = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(4)
+    cluster = block.copy()
+    cluster.pbc = False
+    cluster.cell[:] = 0.0  # no cell at all, as a cluster read from an xyz file
+    assert nn_scale(cluster) == pytest.approx(3.615 / 2**0.5, rel=1e-9)
+    a, b = diffraction_fingerprint(block), diffraction_fingerprint(cluster)
+    assert np.max(np.abs(a - b)) < 1e-4
+    moved = cluster.copy()
+    moved.positions += np.random.default_rng(0).normal(0, 0.02 * 3.615 / 2**0.5, moved.positions.shape)
+    assert nn_scale(moved) == pytest.approx(3.615 / 2**0.5, rel=0.005)
 
 
 def test_batch_error_names_the_structure(crystals):
