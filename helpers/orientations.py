@@ -102,8 +102,33 @@ def view_fingerprints(structures: Sequence[Atoms], view: int, seed: int = 0, n_j
                                     progress=progress, desc=f"orientation {view}")
 
 
-def _views(structures, n_orientations, seed, fingerprints, n_jobs, progress):
-    """Yield (view, fingerprints of that view), one view at a time (memory: one view's array)."""
+def _feature_extractor(model):
+    """The network up to its dense-128 features (after the ReLU), the input of dropout."""
+    keras = models.keras_module()
+    return keras.Model(model.inputs[0], model.get_layer("dense").output)
+
+
+def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFAULT_ORIENTATIONS, seed: int = 0,
+                  fingerprints: np.ndarray | None = None, n_jobs: int | None = None, progress: bool = False,
+                  block: int = 256) -> np.ndarray:
+    """The network's dense-128 features of every structure in every view: (n_orientations, n, 128), float64.
+
+    Everything after these features is the small head (dropout, batch norm, softmax) that
+    :func:`helpers.models.mc_dropout_samples` runs in numpy, so this is the whole cost of the views. Work is
+    shared where the physics allows: each worker process takes a few structures and computes all their views
+    (:func:`helpers.fingerprint.diffraction_fingerprint_views`: checks, scale and centring once per structure,
+    since turning a structure changes none of them), and this process runs one forward pass per view, batched
+    over the views of those structures, while the workers compute the next ones. Structures are taken
+    ``block`` at a time, so memory does not grow with their number. ``fingerprints``: those of the structures as
+    given (view 0), to save computing them again.
+    """
+    from functools import partial
+
+    from tqdm.auto import tqdm
+
+    from .fingerprint import SHAPE, _views_chunk
+    from .parallel import map_chunks
+
     structures = list(structures)
     if not structures:
         raise ValueError("no structures given: pass at least one ase.Atoms")
@@ -113,31 +138,46 @@ def _views(structures, n_orientations, seed, fingerprints, n_jobs, progress):
         if len(fingerprints) != len(structures):
             raise ValueError(f"{len(fingerprints)} fingerprints for {len(structures)} structures: pass the "
                              "fingerprints of these structures as given (view 0), in the same order, or None")
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(n_views), desc="orientations", unit="view", disable=not progress or n_views == 1)
-    for view in bar:
-        if view == 0 and fingerprints is not None:
-            yield view, fingerprints
-        else:
-            yield view, view_fingerprints(structures, view, seed, n_jobs=n_jobs)
+    first = 1 if fingerprints is not None else 0
+    rotations = tuple(view_rotation(v, seed) for v in range(first, n_views))
+    extractor = _feature_extractor(model)
+    out = np.empty((n_views, len(structures), extractor.output_shape[-1]))
+    bar = tqdm(total=len(structures), desc=f"{n_views} views", unit="structure", disable=not progress)
+    work = partial(_views_chunk, rotations=rotations)
+    for offset in range(0, len(structures), block):
+        items = structures[offset: offset + block]
+        chunks = map_chunks(work, items, n_jobs=n_jobs, chunk_size=4) if rotations else [
+            (s, items[s: s + 4], np.empty((len(items[s: s + 4]), 0) + SHAPE, np.float32))
+            for s in range(0, len(items), 4)]
+        for start, chunk, X in chunks:
+            lo = offset + start
+            if first:
+                X = np.concatenate([fingerprints[lo: lo + len(chunk), None], X], axis=1)
+            F = extractor.predict(X.reshape((-1,) + SHAPE), batch_size=256, verbose=0)
+            out[:, lo: lo + len(chunk)] = np.asarray(F, np.float64).reshape(len(chunk), n_views, -1).transpose(1, 0, 2)
+            bar.update(len(chunk))
+    bar.close()
+    return out
 
 
 def orientation_probabilities(model, structures: Sequence[Atoms], n_orientations: int = DEFAULT_ORIENTATIONS,
                               seed: int = 0, fingerprints: np.ndarray | None = None, n_jobs: int | None = None,
                               progress: bool = True) -> np.ndarray:
-    """Class probabilities of ``model.predict`` for every view, shape (n_orientations, n, classes).
+    """Class probabilities of the network (no dropout) for every view, shape (n_orientations, n, classes).
 
     The answer combined over the orientations is ``combine_views(P)``; ``combine_views(P[:k])`` is that of the first
     k views. ``fingerprints``: those of the structures as given (view 0), to save recomputing them.
     """
-    return np.stack([models.predict_proba(model, X)
-                     for _, X in _views(structures, n_orientations, seed, fingerprints, n_jobs, progress)])
+    F = view_features(model, structures, n_orientations, seed, fingerprints, n_jobs, progress)
+    n_views, n = F.shape[:2]
+    return models.mc_dropout_samples(model, None, n_samples=1, rate=0.0,
+                                     features=F.reshape(n_views * n, -1))[0].reshape(n_views, n, -1)
 
 
 def orientation_mc_dropout(model, structures: Sequence[Atoms], n_orientations: int = DEFAULT_ORIENTATIONS,
                            n_samples: int = 50, seed: int = 0, fingerprints: np.ndarray | None = None,
-                           n_jobs: int | None = None, progress: bool = False, pool: str = DEFAULT_POOL) -> dict:
+                           n_jobs: int | None = None, progress: bool = False, pool: str = DEFAULT_POOL,
+                           features: np.ndarray | None = None) -> dict:
     """:func:`helpers.models.mc_dropout` over views and dropout passes together.
 
     The ``n_samples`` passes (the same dropout masks for every view) times ``n_orientations`` views
@@ -148,11 +188,11 @@ def orientation_mc_dropout(model, structures: Sequence[Atoms], n_orientations: i
     :func:`combine_views` with ``pool``; ``predicted`` is its arg max. Also ``probability`` (the
     deterministic answer combined over the views the same way) and ``view_probability``
     (deterministic, per view: (n_orientations, n, classes)). With one view this is exactly
-    :func:`helpers.models.mc_dropout`.
+    :func:`helpers.models.mc_dropout`. ``features``: those of :func:`view_features`, when already computed.
     """
     check_pool(pool)
-    features = np.stack([models.dense_features(model, X)
-                         for _, X in _views(structures, n_orientations, seed, fingerprints, n_jobs, progress)])
+    if features is None:
+        features = view_features(model, structures, n_orientations, seed, fingerprints, n_jobs, progress)
     n_views, n = features.shape[:2]
     flat = features.reshape(n_views * n, -1)
     samples = models.mc_dropout_samples(model, None, n_samples=n_samples, seed=seed, features=flat)

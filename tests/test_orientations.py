@@ -125,3 +125,16 @@ def test_bad_input_names_the_fix(model, crystals):
         orientation_probabilities(model, crystals, fingerprints=np.zeros((2, 64, 64, 3), np.float32))
     with pytest.raises(ValueError, match="shape"):
         orientation_probabilities(model, crystals, fingerprints=np.zeros((3, 64, 64), np.float32))
+
+
+def test_shared_views_equal_the_turned_structures_fingerprints_and_do_not_depend_on_workers(model, crystals):
+    from helpers.fingerprint import diffraction_fingerprint, diffraction_fingerprint_views
+    from helpers.orientations import view_features
+
+    rotations = [view_rotation(v, seed=4) for v in range(4)]
+    shared = diffraction_fingerprint_views(crystals[2], rotations)
+    one_by_one = np.stack([diffraction_fingerprint(rotate(crystals[2], r)) for r in rotations])
+    assert np.abs(shared - one_by_one).max() < 1e-5
+    many = crystals * 3  # several chunks, so n_jobs=2 really uses worker processes
+    serial = view_features(model, many, n_orientations=3, seed=4, n_jobs=1)
+    assert np.allclose(view_features(model, many, n_orientations=3, seed=4, n_jobs=2, block=4), serial, atol=1e-5)
