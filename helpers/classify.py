@@ -1,16 +1,24 @@
 """``classify``: crystal class of your own structures, with how sure the network is.
 
     from helpers.classify import classify
-    classify(["Cu.cif", "POSCAR", ase.build.bulk("W")])
+    classify(["Cu.cif", "POSCAR", ase.build.bulk("W"), nanoparticle])
 
-Each structure is brought to the form the network was trained on, whatever form it came in
-(:func:`helpers.lattice.standard_block`): the crystal's lattice and ideal cell are found among the atoms (a
-supercell of any shape, with vacancies or displaced atoms, turned any way), and the structure is re-cut into a
-block of about ``target_atoms`` atoms of its own conventional cell, in spglib's standard orientation for a model
-trained on the paper's protocol (the default of notebook 01), its defects kept. A model trained on randomly
-oriented crystals gets the same block in the input's own orientation, and its answer is combined over several
-random orientations (``n_orientations``). The model of the paper's protocol needs a lattice to align by: a
-structure without one (a cluster, a nanoparticle) gets an error that says so.
+Two trained networks answer, and ``classify`` chooses for each structure (``model="auto"``, the default):
+
+* **The paper's model** (notebook 03, crystals in their standard orientation) for a periodic structure whose
+  crystal can be found among its atoms (:func:`helpers.lattice.standard_block`): the lattice and ideal cell are
+  found (a supercell of any shape, with vacancies or displaced atoms, turned any way), and the structure is
+  re-cut into a block of about ``target_atoms`` atoms of its own conventional cell in spglib's standard
+  orientation, defects kept. One fingerprint answers.
+* **The orientation-free model** (notebook 07, crystals in any orientation) for a structure without a lattice to
+  align by: a finite cluster or nanoparticle (not periodic in all three directions, or without a cell), or a
+  periodic structure whose crystal could not be found. Its atoms are fingerprinted as given (a large cluster is
+  cut to the ``target_atoms`` atoms nearest its centre, the size the network was trained on), in
+  ``n_orientations`` orientations (16 by default), whose answers are combined (``pool``).
+
+``model="paper"`` or ``model="any_orientation"`` forces one of them (the orientation-free model then takes a
+periodic crystal re-cut in its own orientation); a Keras model can also be passed, with the ``orientation`` of
+its training data. The returned table says which model answered each structure and from how many views.
 """
 from __future__ import annotations
 
@@ -22,11 +30,15 @@ import numpy as np
 from ase import Atoms
 
 from . import models
-from .fingerprint import check_structure, diffraction_fingerprint, diffraction_fingerprints
+from .fingerprint import check_structure
 from .lattice import AlignmentError, standard_block
-from .orientations import (DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool,
-                           orientation_mc_dropout)
+from .neighbours import is_periodic
+from .orientations import DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool, orientation_mc_dropout
 from .structures import CLASSES, check_orientation
+
+#: what each model choice is called in the returned table
+MODEL_NAMES = {"paper": "paper protocol (notebook 03)", "any_orientation": "any orientation (notebook 07)",
+               "given": "the model passed"}
 
 
 def _read(item) -> list:
@@ -54,65 +66,113 @@ def _read(item) -> list:
     raise TypeError(f"cannot classify a {type(item).__name__}: pass ase.Atoms objects or paths of structure files")
 
 
-def _is_periodic(atoms: Atoms) -> bool:
-    cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    return bool(np.all(atoms.pbc)) and bool(np.all(np.isfinite(cell))) and abs(np.linalg.det(cell)) > 1e-8
+def cluster_block(atoms: Atoms, target_atoms: int = 256) -> tuple:
+    """(finite cluster, note) for the orientation-free model: the atoms as given, without periodicity; a
+    structure of more than 1.5 x ``target_atoms`` atoms is cut to the ``target_atoms`` atoms nearest its centre
+    of mass (the block size the network was trained on: the width of the diffraction peaks depends on it)."""
+    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, pbc=False)
+    if len(out) > 1.5 * target_atoms:
+        d = np.linalg.norm(out.positions - out.positions.mean(axis=0), axis=1)
+        out = out[np.sort(np.argsort(d, kind="stable")[:target_atoms])]
+        return out, f"finite cluster: the {target_atoms} atoms nearest the centre of {len(atoms)}"
+    return out, f"finite cluster of {len(out)} atoms, as given"
 
 
 def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, allow_multiple_elements: bool = False,
                                orientation: str = "standard") -> tuple:
     """(structure to fingerprint, a note on what was done): the structure re-cut to about ``target_atoms`` atoms of
     its crystal's conventional cell, in spglib's standard orientation (``orientation="standard"``) or in its own
-    (``"random"``), defects kept (:func:`helpers.lattice.standard_block`). Raises ValueError naming the fix."""
+    (``"random"``), defects kept (:func:`helpers.lattice.standard_block`). Raises ValueError naming the fix;
+    AlignmentError (a ValueError) when the structure has no lattice to find (non-periodic, or amorphous)."""
     check_orientation(orientation)
-    if len(atoms) and not _is_periodic(atoms):
-        raise ValueError(
+    if len(atoms) and not is_periodic(atoms):
+        raise AlignmentError(
             f"non-periodic structure (pbc={np.asarray(atoms.pbc).tolist()}): the network of the paper's protocol "
             "sees crystals in their standard orientation, which is found from the crystal's lattice, and this "
             "structure has none. For a crystal, set atoms.pbc = True and give its three cell vectors; a cluster or "
-            "a nanoparticle needs an orientation-free model (notebook 07, 07_any_orientation), which this version "
-            "does not include yet")
+            "a nanoparticle is for the orientation-free model of notebook 07 (07_any_orientation): "
+            "classify(..., model='any_orientation'), or model='auto'")
     check_structure(atoms if len(atoms) != 1 else atoms.repeat(2))  # a 1-atom primitive cell is fine here
-    if not allow_multiple_elements and len(set(atoms.numbers)) > 1:
-        raise ValueError(f"{atoms.get_chemical_formula()} has {len(set(atoms.numbers))} elements, but the network "
-                         "was trained on elemental crystals only; pass allow_multiple_elements=True to classify "
-                         "it anyway (its answer is then outside what was tested)")
+    _check_elements(atoms, allow_multiple_elements)
     try:
         block = standard_block(atoms, target_atoms, keep_orientation=orientation == "random")
     except AlignmentError as exc:
-        raise ValueError(f"could not find the crystal behind these {len(atoms)} atoms ({exc}); give the crystal's "
-                         "cell, or a supercell of it") from exc
+        raise AlignmentError(f"could not find the crystal behind these {len(atoms)} atoms ({exc}); give the "
+                             "crystal's cell, or a supercell of it, or let the orientation-free model answer "
+                             "(model='any_orientation' or 'auto')") from exc
     frame = "its own orientation" if orientation == "random" else "standard orientation"
     how = (f"{block.international} ({block.space_group}), {block.n_basis}-atom primitive cell ({block.how}); "
            f"re-cut to {'x'.join(map(str, block.repeats))} conventional cells, {frame}")
     return block.atoms, how
 
 
-def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
+def _check_elements(atoms: Atoms, allow_multiple_elements: bool) -> None:
+    if not allow_multiple_elements and len(set(atoms.numbers)) > 1:
+        raise ValueError(f"{atoms.get_chemical_formula()} has {len(set(atoms.numbers))} elements, but the network "
+                         "was trained on elemental crystals only; pass allow_multiple_elements=True to classify "
+                         "it anyway (its answer is then outside what was tested)")
+
+
+def _prepare_any_orientation(atoms: Atoms, target_atoms: int, allow_multiple_elements: bool) -> tuple:
+    """For the orientation-free model: a periodic crystal re-cut in its own orientation, anything else (or a
+    crystal whose lattice is not found) as a finite cluster."""
+    if len(atoms) and is_periodic(atoms):
+        try:
+            return prepare_for_classification(atoms, target_atoms, allow_multiple_elements, "random")
+        except AlignmentError as exc:
+            reason = f"no lattice found ({str(exc).split(';')[0]}); "
+    else:
+        reason = ""
+    check_structure(atoms)
+    _check_elements(atoms, allow_multiple_elements)
+    cluster, how = cluster_block(atoms, target_atoms)
+    check_structure(cluster)
+    return cluster, reason + how
+
+
+class _Models:
+    """The saved models, loaded when first needed; a missing one becomes an error row, not a crash."""
+
+    def __init__(self):
+        self.loaded = {}
+
+    def get(self, kind: str):
+        if kind not in self.loaded:
+            try:
+                self.loaded[kind] = models.load_model(kind=kind)
+            except (FileNotFoundError, models.StaleDataError) as exc:
+                self.loaded[kind] = exc
+        found = self.loaded[kind]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
              allow_multiple_elements: bool = False, orientation: str | None = None,
              n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False,
              pool: str = DEFAULT_POOL):
     """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
 
-    One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``n_atoms``
-    (as fingerprinted), ``prepared`` (what was done to it: the crystal found and the block it was re-cut to),
-    ``n_orientations``, ``predicted_class``, ``probability`` (that class's probability: each view's mean over
-    ``n_mc`` Monte-Carlo-dropout passes, combined over the views with ``pool``), ``predictive_entropy`` and
+    One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``model`` (which network
+    answered: ``MODEL_NAMES``), ``n_atoms`` (as fingerprinted), ``prepared`` (what was done to it: the crystal
+    found and the block it was re-cut to, or the cluster taken), ``n_orientations`` (views that answered),
+    ``predicted_class``, ``probability`` (that class's probability: each view's mean over ``n_mc``
+    Monte-Carlo-dropout passes, combined over the views with ``pool``), ``predictive_entropy`` and
     ``mutual_information`` (nats, over the ``n_mc`` stochastic passes of each view together), ``p_<class>`` for
     every class (combined like ``probability``), and ``error``.
 
-    Every structure is re-cut to the block the network was trained on (module docstring), so the answer does not
-    depend on the size or shape of the supercell given, nor on how it is turned. ``orientation`` is that of the
-    model's training data: "standard" (the paper's protocol: one fingerprint of the block in spglib's standard
-    orientation) or "random" (the block keeps the input's orientation and is fingerprinted as given and in
-    ``n_orientations - 1`` more random orientations, drawn from ``seed``, whose answers are combined with ``pool``:
-    "log", the normalised geometric mean of the views' probabilities, or "linear", their arithmetic mean; see
-    :func:`helpers.orientations.combine_views`). ``n_orientations`` defaults to ``DEFAULT_ORIENTATIONS`` (16) for
-    "random" and is 1 for "standard", which turning would undo.
+    ``model``: "auto" (the module docstring: the paper's model where the crystal can be aligned by its lattice,
+    the orientation-free model of notebook 07 otherwise), "paper", "any_orientation", or a Keras model, whose
+    training data's ``orientation`` ("standard", the default, or "random") says how to prepare the structures.
+    Every structure is re-cut to the block its model was trained on, so the answer does not depend on the size
+    or shape of the supercell given, nor on how it is turned. ``n_orientations``: views of each structure for a
+    model of randomly oriented crystals (default ``DEFAULT_ORIENTATIONS``, 16; view k's rotation comes from
+    ``seed``), whose answers are combined with ``pool`` ("log", the normalised geometric mean, or "linear"; see
+    :func:`helpers.orientations.combine_views`); the paper's model always answers from one view, in the standard
+    orientation, which turning would undo. ``target_atoms`` defaults to that of the model's training data.
     An input that cannot be classified gets a row with its error and no prediction (and a warning); when no input
-    at all can be classified, a ValueError is raised instead. ``model=None`` loads the model that notebook 03
-    saved under data/; ``target_atoms`` and ``orientation`` then default to those of its training data (otherwise
-    to 256 and "standard").
+    at all can be classified, a ValueError is raised instead.
     """
     import pandas as pd
 
@@ -121,20 +181,58 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
     structures = list(structures)
     if not structures:
         raise ValueError("nothing to classify: pass at least one ase.Atoms or file path")
-    trained_on = {}
-    if model is None:
-        model, meta = models.load_model()
-        trained_on = meta.get("data", {}).get("params", {})
-    target_atoms = int(target_atoms or trained_on.get("target_atoms", 256))
-    orientation = check_orientation(orientation or trained_on.get("orientation", "standard"))
-    if n_orientations is None:
-        n_orientations = DEFAULT_ORIENTATIONS if orientation == "random" else 1
-    n_orientations = check_n_orientations(n_orientations)
     check_pool(pool)
-    if orientation == "standard" and n_orientations != 1:
-        raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the standard "
-                         "orientation, which turning them would undo: pass n_orientations=1")
-    rows, ready = [], []
+    if n_orientations is not None:
+        n_orientations = check_n_orientations(n_orientations)
+    saved = _Models()
+    if model is None:
+        model = "auto"
+    if isinstance(model, str):
+        if model != "auto":
+            models.check_kind(model)
+        if orientation is not None:
+            raise ValueError(f"orientation={orientation!r} describes a model you pass; the saved models know their "
+                             "own: leave it out, or pass the Keras model itself")
+        given = None
+    else:
+        given = model
+        orientation = check_orientation(orientation or "standard")
+        if orientation == "standard" and n_orientations not in (None, 1):
+            raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the "
+                             "standard orientation, which turning them would undo: pass n_orientations=1")
+
+    def plan(atoms: Atoms) -> tuple:
+        """(model key, Keras model, structure to fingerprint, note, views) for one structure."""
+        if len(atoms) == 0 or not is_periodic(atoms):
+            check_structure(atoms)  # an empty or broken cluster is named as such before any model is loaded
+        if given is not None:
+            key, net, trained_on = "given", given, {}
+            kind = "paper" if orientation == "standard" else "any_orientation"
+        else:
+            kind = model
+            if kind == "auto":
+                kind = "paper"
+                if not (len(atoms) and is_periodic(atoms)):
+                    kind = "any_orientation"
+            key = kind
+        if given is None:
+            net, meta = saved.get(kind)
+            trained_on = meta.get("data", {}).get("params", {})
+        size = int(target_atoms or trained_on.get("target_atoms", 256))
+        if kind == "paper":
+            try:
+                prepared, how = prepare_for_classification(atoms, size, allow_multiple_elements, "standard")
+                return key, net, prepared, how, 1
+            except AlignmentError:
+                if model != "auto":
+                    raise
+                key = kind = "any_orientation"
+                net, meta = saved.get(kind)
+                size = int(target_atoms or meta.get("data", {}).get("params", {}).get("target_atoms", 256))
+        prepared, how = _prepare_any_orientation(atoms, size, allow_multiple_elements)
+        return key, net, prepared, how, n_orientations or DEFAULT_ORIENTATIONS
+
+    rows, ready, model_errors = [], [], []
     for item in structures:
         try:
             frames = _read(item)
@@ -144,44 +242,71 @@ def classify(structures, model=None, n_mc: int = 50, seed: int = 0, target_atoms
         for source, atoms in frames:
             row = {"source": source, "formula": atoms.get_chemical_formula()}
             try:
-                prepared, how = prepare_for_classification(atoms, target_atoms, allow_multiple_elements, orientation)
+                key, net, prepared, how, views = plan(atoms)
+            except (FileNotFoundError, models.StaleDataError) as exc:  # a model not trained yet, or stale
+                row["error"] = f"{source}: {exc}"
+                model_errors.append(exc)
             except ValueError as exc:
                 row["error"] = f"{source}: {exc}"
             else:
-                row.update(n_atoms=len(prepared), prepared=how, error=None)
-                ready.append((len(rows), prepared))
+                row.update(model=MODEL_NAMES[key], n_atoms=len(prepared), prepared=how, n_orientations=views,
+                           error=None)
+                ready.append((len(rows), key, net, prepared, views))
             rows.append(row)
     if not ready:
+        if model_errors and len(model_errors) == len(rows):
+            raise model_errors[0]
         raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
-    if n_jobs is None:  # worker processes only pay off for a batch of some size
-        n_jobs = 1 if len(ready) < 32 else None
-    try:
-        X = diffraction_fingerprints([a for _, a in ready], n_jobs=n_jobs, progress=progress)
-    except ValueError:
-        # one structure the fingerprint refuses (e.g. two atoms on one site) must not cost the others
-        kept, fps = [], []
-        for i, atoms in ready:
-            try:
-                fps.append(diffraction_fingerprint(atoms))
-                kept.append((i, atoms))
-            except ValueError as exc:
-                rows[i].update(n_atoms=None, prepared=None, error=f"{rows[i]['source']}: {exc}")
-        if not kept:
-            raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows)) from None
-        ready, X = kept, np.stack(fps)
-    out = orientation_mc_dropout(model, [a for _, a in ready], n_orientations=n_orientations, n_samples=n_mc,
-                                 seed=seed, fingerprints=X, n_jobs=n_jobs, progress=progress, pool=pool)
-    for k, (i, _) in enumerate(ready):
-        p = out["pooled_probability"][k]
-        rows[i].update(n_orientations=n_orientations, predicted_class=CLASSES[int(out["predicted"][k])],
-                       probability=float(p.max()),
-                       predictive_entropy=float(out["predictive_entropy"][k]),
-                       mutual_information=float(out["mutual_information"][k]),
-                       **{f"p_{c}": float(p[j]) for j, c in enumerate(CLASSES)})
+    groups = {}
+    for entry in ready:
+        groups.setdefault((entry[1], entry[4]), []).append(entry)
+    for (key, views), group in groups.items():
+        _answer(group, views, rows, n_mc, seed, n_jobs, progress, pool)
     failed = [r["error"] for r in rows if r.get("error")]
     if failed:
         warnings.warn(f"{len(failed)} of {len(rows)} inputs could not be classified (see the 'error' column); "
                       f"first: {failed[0]}", stacklevel=2)
-    columns = (["source", "formula", "n_atoms", "prepared", "n_orientations", "predicted_class", "probability",
-                "predictive_entropy", "mutual_information"] + [f"p_{c}" for c in CLASSES] + ["error"])
+    if all(r.get("error") for r in rows):
+        raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
+    columns = (["source", "formula", "model", "n_atoms", "prepared", "n_orientations", "predicted_class",
+                "probability", "predictive_entropy", "mutual_information"] + [f"p_{c}" for c in CLASSES] + ["error"])
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _answer(group: list, views: int, rows: list, n_mc: int, seed: int, n_jobs, progress: bool, pool: str) -> None:
+    """Fill the rows of one model's structures with its answer from ``views`` views each; a structure the
+    fingerprint refuses (e.g. two atoms on one site) gets an error row and costs the others nothing."""
+    from .fingerprint import diffraction_fingerprint
+
+    net = group[0][2]
+    kept = []
+    for entry in group:
+        try:
+            check_structure(entry[3])
+            kept.append(entry)
+        except ValueError as exc:
+            rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
+                                  error=f"{rows[entry[0]]['source']}: {exc}")
+    if n_jobs is None:  # worker processes only pay off for a batch of some size
+        n_jobs = 1 if len(kept) * views < 64 else None
+    try:
+        out = orientation_mc_dropout(net, [e[3] for e in kept], n_orientations=views, n_samples=n_mc, seed=seed,
+                                     n_jobs=n_jobs, progress=progress, pool=pool) if kept else None
+    except ValueError:
+        survivors = []
+        for entry in kept:
+            try:
+                diffraction_fingerprint(entry[3])
+                survivors.append(entry)
+            except ValueError as exc:
+                rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
+                                      error=f"{rows[entry[0]]['source']}: {exc}")
+        kept = survivors
+        out = orientation_mc_dropout(net, [e[3] for e in kept], n_orientations=views, n_samples=n_mc, seed=seed,
+                                     n_jobs=n_jobs, progress=progress, pool=pool) if kept else None
+    for k, entry in enumerate(kept):
+        p = out["pooled_probability"][k]
+        rows[entry[0]].update(predicted_class=CLASSES[int(out["predicted"][k])], probability=float(p.max()),
+                              predictive_entropy=float(out["predictive_entropy"][k]),
+                              mutual_information=float(out["mutual_information"][k]),
+                              **{f"p_{c}": float(p[j]) for j, c in enumerate(CLASSES)})

@@ -20,9 +20,12 @@ from .datasets import StaleDataError, check_fingerprint_params, check_params, fi
 from .fingerprint import FINGERPRINT_PARAMS, SHAPE, ring_mask
 from .structures import CLASSES
 
-MODEL_FILE = "cnn_model.keras"
-META_FILE = "cnn_model.json"
 NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
+NOTEBOOK_07 = "notebooks/07_any_orientation.ipynb"
+#: The two saved models: that of the paper's protocol (notebook 03, crystals in their standard orientation) and the
+#: orientation-free one (notebook 07, crystals in any orientation, answered from several views): file stem and the
+#: notebook that writes it.
+MODEL_KINDS = {"paper": ("cnn_model", NOTEBOOK_03), "any_orientation": ("cnn_any_orientation", NOTEBOOK_07)}
 TRAINING_FLOP_FACTOR = 3.0  # a training step ~ forward + gradients w.r.t. inputs and weights = 3 x forward
 
 
@@ -336,21 +339,32 @@ def predict_proba(model, X: np.ndarray, batch_size: int = 256, symmetrise: bool 
 
 
 # ---- storage ----------------------------------------------------------------------------------
-def model_paths(directory: Path | None = None) -> tuple:
+def check_kind(kind) -> str:
+    """``kind`` if it names one of ``MODEL_KINDS``; otherwise a ValueError that lists them."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {tuple(MODEL_KINDS)}, got {kind!r}")
+    return kind
+
+
+def model_paths(directory: Path | None = None, kind: str = "paper") -> tuple:
+    """(model file, metadata file) of the saved model of ``kind`` (``MODEL_KINDS``) in ``directory`` (data/)."""
     directory = Path(directory) if directory is not None else config.data_dir()
-    return directory / MODEL_FILE, directory / META_FILE
+    stem = MODEL_KINDS[check_kind(kind)][0]
+    return directory / f"{stem}.keras", directory / f"{stem}.json"
 
 
-def save_model(model, info: dict, directory: Path | None = None, extra: dict | None = None) -> Path:
+def save_model(model, info: dict, directory: Path | None = None, extra: dict | None = None,
+               kind: str = "paper") -> Path:
     """Write the model (.keras) and, beside it, a JSON file with what is needed to use it again:
     class names, fingerprint parameters, package versions, training parameters and results, and
-    the model file's SHA-256. Both are written to temporary files and renamed."""
+    the model file's SHA-256. Both are written to temporary files and renamed. ``kind``: "paper" (notebook 03's
+    model) or "any_orientation" (notebook 07's)."""
     keras = keras_module()
-    path, meta_path = model_paths(directory)
+    path, meta_path = model_paths(directory, kind)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # Keras wants the .keras suffix
     tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
     try:
-        _write_model(model, info, extra, tmp, tmp_meta, keras)
+        _write_model(model, info, {"model_kind": kind, **(extra or {})}, tmp, tmp_meta, keras)
         os.replace(tmp, path)
         os.replace(tmp_meta, meta_path)
     finally:
@@ -369,21 +383,23 @@ def _write_model(model, info: dict, extra: dict | None, tmp: Path, tmp_meta: Pat
     tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 
-def load_model(directory: Path | None = None):
-    """The model that notebook 03 saved and its metadata; stops with a message naming 03 when there
-    is none, or when it was made for other fingerprint parameters or classes."""
+def load_model(directory: Path | None = None, kind: str = "paper"):
+    """The model of ``kind`` that its notebook saved (03 for "paper", 07 for "any_orientation") and its metadata;
+    stops with a message naming that notebook when there is none, or when it was made for other fingerprint
+    parameters or classes."""
     keras = keras_module()
-    path, meta_path = model_paths(directory)
+    path, meta_path = model_paths(directory, kind)
+    notebook = MODEL_KINDS[kind][1]
     if not path.exists() or not meta_path.exists():
-        raise FileNotFoundError(f"no trained model at {path}: run {NOTEBOOK_03} first (or pass a model).")
+        raise FileNotFoundError(f"no trained model at {path}: run {notebook} first (or pass a model).")
     meta = json.loads(meta_path.read_text())
     if meta.get("model_sha256") != file_sha256(path):
         raise StaleDataError(f"{path} does not match {meta_path.name} (one was rewritten without the "
-                             f"other); rerun {NOTEBOOK_03}.")
-    check_fingerprint_params(meta.get("fingerprint"), path, f"notebooks 02 and {NOTEBOOK_03}")
+                             f"other); rerun {notebook}.")
+    check_fingerprint_params(meta.get("fingerprint"), path, f"notebooks 02 and {notebook}")
     if meta.get("class_names") != list(CLASSES):
         raise StaleDataError(f"{path} predicts classes {meta.get('class_names')}, not {list(CLASSES)}; "
-                             f"rerun {NOTEBOOK_03}.")
+                             f"rerun {notebook}.")
     return keras.saving.load_model(path), meta
 
 

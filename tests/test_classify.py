@@ -157,7 +157,7 @@ def test_one_bad_input_keeps_the_others(model, tmp_path):
     errors = out["error"].tolist()
     assert "ase.io.read cannot read it" in errors[1]
     assert "no such file" in errors[2]
-    assert "non-periodic" in errors[3] and "orientation-free model (notebook 07" in errors[3]
+    assert "non-periodic" in errors[3] and "orientation-free model of notebook 07" in errors[3]
     assert "allow_multiple_elements=True" in errors[4]
     assert "empty structure" in errors[5]
     assert "same position" in errors[7]
@@ -215,3 +215,71 @@ def test_a_randomly_oriented_model_gets_views_and_its_own_orientation(model):
         classify(cu, model=model, orientation="standard", n_orientations=4)
     with pytest.raises(ValueError, match="at least 1"):
         classify(cu, model=model, orientation="random", n_orientations=0)
+
+
+@pytest.fixture(scope="module")
+def both_models(tmp_path_factory):
+    """Untrained models saved as notebooks 03 and 07 save theirs: the choice of model is plumbing."""
+    directory = tmp_path_factory.mktemp("both")
+    models.save_model(models.build_model(seed=0), {"epochs": 0}, directory=directory)
+    models.save_model(models.build_model(seed=1), {"epochs": 0}, directory=directory, kind="any_orientation",
+                      extra={"data": {"params": {"target_atoms": 256, "orientation": "random"}}})
+    return directory
+
+
+def _cluster(atoms, n=256):
+    from helpers.classify import cluster_block
+
+    cluster = cluster_block(atoms, n)[0]
+    assert not cluster.pbc.any() and cluster.cell.rank == 0 and len(cluster) == n
+    return cluster
+
+
+def test_classify_chooses_the_model_by_what_the_structure_has(both_models, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(both_models))
+    rng = np.random.default_rng(0)
+    big = bulk("W", "bcc", a=3.165, cubic=True).repeat(7)
+    amorphous = Atoms("Cu64", positions=rng.random((64, 3)) * 9.0, cell=np.eye(3) * 9.0, pbc=True)
+    inputs = [rotate(big, random_rotation(rng)), rotate(_cluster(big), random_rotation(rng)), amorphous]
+    out = classify(inputs, n_mc=3, n_orientations=4)
+    assert out["error"].isna().all()
+    assert out["model"].tolist() == ["paper protocol (notebook 03)", "any orientation (notebook 07)",
+                                     "any orientation (notebook 07)"]
+    assert out["n_orientations"].tolist() == [1, 4, 4]
+    assert out["n_atoms"].tolist()[1] == 256 and "finite cluster" in out["prepared"][1]
+    assert "no lattice found" in out["prepared"][2]
+    # asked for, the orientation-free model also takes the crystal, re-cut in its own orientation, 16 views
+    forced = classify(inputs[0], n_mc=3, model="any_orientation")
+    assert forced["model"][0] == "any orientation (notebook 07)" and forced["n_orientations"][0] == 16
+    assert "its own orientation" in forced["prepared"][0]
+    # the paper's model, asked for, refuses the cluster and says which model would take it
+    with pytest.raises(ValueError, match="model='any_orientation'"):
+        classify(inputs[1], model="paper")
+    with pytest.raises(ValueError, match="model kind must be one of"):
+        classify(inputs[0], model="orientation-free")
+
+
+def test_a_cluster_without_notebook_07s_model_names_it(model_dir, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(model_dir))  # only 03's model there
+    big = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(6)
+    with pytest.warns(UserWarning, match="1 of 2 inputs"):
+        out = classify([big, _cluster(big)], n_mc=3)
+    assert out["error"].isna().tolist() == [True, False]
+    assert "07_any_orientation" in out["error"][1]
+    with pytest.raises(FileNotFoundError, match="07_any_orientation"):
+        classify(_cluster(big))
+
+
+def test_a_big_cluster_is_cut_to_the_training_block_around_its_centre():
+    from helpers.classify import cluster_block
+
+    particle = bulk("Au", "fcc", a=4.08, cubic=True).repeat(10)  # 4,000 atoms
+    particle.pbc = False
+    cut, how = cluster_block(particle, 256)
+    assert len(cut) == 256 and "256 atoms nearest the centre of 4000" in how
+    centre = particle.positions.mean(axis=0)
+    kept = np.linalg.norm(cut.positions - centre, axis=1).max()
+    dropped = np.sort(np.linalg.norm(particle.positions - centre, axis=1))[256]
+    assert kept <= dropped
+    small, how = cluster_block(particle[:300], 256)
+    assert len(small) == 300 and "as given" in how

@@ -107,7 +107,7 @@ def test_training_keeps_the_best_epoch_and_round_trips(tmp_path):
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
 
     # a model file rewritten without its metadata is refused
-    meta_path = tmp_path / models.META_FILE
+    meta_path = models.model_paths(tmp_path)[1]
     stale = json.loads(meta_path.read_text())
     stale["model_sha256"] = "0" * 64
     meta_path.write_text(json.dumps(stale))
