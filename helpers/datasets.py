@@ -28,6 +28,7 @@ STRUCTURE_SETS = ("train", "test_pristine", "test_vacancies", "test_displacement
 NOTEBOOK_01 = "notebooks/01_data_generation.ipynb"
 NOTEBOOK_02 = "notebooks/02_diffraction_fingerprints.ipynb"
 _SIDE_CODE = {"train": 0, "test": 1}
+ANY_PREFIX = "any_"  # notebook 07's randomly oriented sets: data/structures_any_train.npz, ...
 
 
 class StaleDataError(RuntimeError):
@@ -222,10 +223,12 @@ def _pack(records: list, class_names: list) -> dict:
 def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,
-                            n_jobs: int | None = None, progress: bool = True, orientation: str = "standard") -> dict:
+                            n_jobs: int | None = None, progress: bool = True, orientation: str = "standard",
+                            name_prefix: str = "") -> dict:
     """Build the four structure sets of notebook 01 (balanced classes, held-out test groups).
 
-    Returns {name: StructureSet} for ``STRUCTURE_SETS``. Everything is drawn from ``seed``; the
+    Returns {name: StructureSet} for ``STRUCTURE_SETS``, each set named ``name_prefix + name`` (notebook 07 keeps
+    its randomly oriented sets beside 01's with ``name_prefix=ANY_PREFIX``). Everything is drawn from ``seed``; the
     result does not depend on ``n_jobs``. ``orientation`` is "standard" (the paper's protocol: every crystal in
     spglib's standard orientation) or "random" (the random rotation survives the standardisation); see
     ``structures.prepare``.
@@ -282,7 +285,8 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
     for name, records in sets.items():
         meta = {"kind": "structures", "name": name, "params": params, "versions": versions,
                 "dropped": dropped["train" if name == "train" else "test"], "format_version": FORMAT_VERSION}
-        out[name] = StructureSet(name, _pack(records, class_names), meta)
+        meta["name"] = name_prefix + name
+        out[name] = StructureSet(name_prefix + name, _pack(records, class_names), meta)
     return out
 
 

@@ -146,7 +146,7 @@ def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFA
     work = partial(_views_chunk, rotations=rotations)
     for offset in range(0, len(structures), block):
         items = structures[offset: offset + block]
-        chunks = map_chunks(work, items, n_jobs=n_jobs, chunk_size=4) if rotations else [
+        chunks = map_chunks(work, items, n_jobs=n_jobs, chunk_size=4, progress=False) if rotations else [
             (s, items[s: s + 4], np.empty((len(items[s: s + 4]), 0) + SHAPE, np.float32))
             for s in range(0, len(items), 4)]
         for start, chunk, X in chunks:

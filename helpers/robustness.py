@@ -43,15 +43,15 @@ def _defective(atoms, defect: str, level: float, nn_distance: float, rng: np.ran
     return atoms
 
 
-def _chunk(start: int, jobs: list, seed: int, symprecs: tuple) -> list:
-    """Worker: for each job, the defective copy's fingerprint and, where asked, spglib's space group
-    at each symprec (-1 where not asked)."""
+def _chunk(start: int, jobs: list, seed: int, symprecs: tuple, keep_structures: bool = False) -> list:
+    """Worker: for each job, the defective copy's fingerprint, where asked spglib's space group at each symprec
+    (-1 where not asked), and with ``keep_structures`` the defective copy itself (else None)."""
     out = []
     for index, atoms, nn_distance, defect, level_index, level, with_spglib in jobs:
         rng = np.random.default_rng([seed, 31, index, _KIND_CODE[defect], level_index])
         defective = _defective(atoms, defect, level, nn_distance, rng)
         found = [space_group(defective, symprec=s) if with_spglib else -1 for s in symprecs]
-        out.append((diffraction_fingerprint(defective), found))
+        out.append((diffraction_fingerprint(defective), found, defective if keep_structures else None))
     return out
 
 
@@ -62,7 +62,8 @@ def pick_parents(labels: np.ndarray, n_per_class: int) -> np.ndarray:
 
 
 def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, symprecs=SYMPRECS,
-                n_spglib_per_class: int | None = None, n_jobs: int | None = None, progress: bool = True) -> dict:
+                n_spglib_per_class: int | None = None, n_jobs: int | None = None, progress: bool = True,
+                keep_structures: bool = False) -> dict:
     """Defective copies of held-out pristine supercells (a StructureSet) at every (defect, level),
     their fingerprints and spglib's space groups.
 
@@ -72,7 +73,8 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
 
     Returns arrays over all (level, structure) pairs: ``X`` (fingerprints), ``label``, ``defect``,
     ``level``, ``parent`` (row in ``pristine``), ``spacegroup`` (the parent's), and
-    ``spglib`` (n, len(symprecs)) with spglib's answers (-1 where spglib was not run).
+    ``spglib`` (n, len(symprecs)) with spglib's answers (-1 where spglib was not run); with ``keep_structures``
+    also ``structures``, the defective copies themselves (notebook 07 turns them and asks its own model).
     """
     picked = pick_parents(pristine["label"], n_per_class)
     if len(picked) == 0:
@@ -84,14 +86,17 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
             for k, (defect, level) in enumerate(levels) for i in picked]
     X = np.empty((len(jobs), *diffraction_fingerprint(atoms[int(picked[0])]).shape), np.float32)
     found = np.empty((len(jobs), len(symprecs)), np.int16)
-    work = partial(_chunk, seed=seed, symprecs=tuple(symprecs))
+    kept = [None] * len(jobs)
+    work = partial(_chunk, seed=seed, symprecs=tuple(symprecs), keep_structures=keep_structures)
     for start, chunk, results in map_chunks(work, jobs, n_jobs=n_jobs, chunk_size=16, progress=progress,
                                             desc="defective copies", unit="structure"):
-        for j, (fp, sgs) in enumerate(results):
+        for j, (fp, sgs, defective) in enumerate(results):
             X[start + j] = fp
             found[start + j] = sgs
+            kept[start + j] = defective
     rows = np.array([job[0] for job in jobs])
-    return {"X": X, "parent": rows, "label": np.asarray(pristine["label"])[rows].astype(int),
+    extra = {"structures": kept} if keep_structures else {}
+    return {**extra, "X": X, "parent": rows, "label": np.asarray(pristine["label"])[rows].astype(int),
             "spacegroup": np.asarray(pristine["spacegroup"])[rows].astype(int),
             "defect": np.array([job[3] for job in jobs]), "level": np.array([job[5] for job in jobs]),
             "spglib": found, "symprecs": tuple(symprecs)}

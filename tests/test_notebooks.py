@@ -22,6 +22,9 @@ SMALL = {
     "04_attentive_response_maps": {**DATA, "top_k": 2, "n_template_per_class": 3},
     "05_dimensionality_reduction_clustering": {**DATA, "ae_epochs": 2, "n_components": 20, "conv_latent": 8},
     "06_report_figures": DATA,
+    "07_any_orientation": {**DATA, "epochs": 5, "batch_size": 16, "n_views": 4, "n_robust_per_class": 2,
+                           "n_spglib_per_class": 1, "vacancy_levels": [0.25], "displacement_levels": [0.02],
+                           "mc_samples": 10},
 }
 CHANCE = 1 / 7
 
@@ -256,3 +259,52 @@ def test_06_stops_naming_the_notebook_when_an_input_is_missing(executed, tmp_pat
         papermill.execute_notebook(str(nb), str(tmp_path / "06_missing.ipynb"), parameters=DATA,
                                    kernel_name="python3", progress_bar=False, cwd=str(nb.parent))
     assert "05_dimensionality_reduction_clustering" in (tmp_path / "06_missing.ipynb").read_text()
+
+
+def test_07_trained_the_orientation_free_model_beside_03s(executed):
+    from helpers import orientations
+
+    root, _ = executed
+    small = SMALL["07_any_orientation"]
+    results = json.loads((root / "data" / "cnn_any_orientation_results.json").read_text())
+    model, meta = models.load_model(kind="any_orientation")
+    paper_path, any_path = models.model_paths()[0], models.model_paths(kind="any_orientation")[0]
+    assert paper_path.exists() and any_path.exists() and paper_path != any_path  # 03's model is still there
+    assert meta["model_kind"] == "any_orientation" and meta["data"]["params"]["orientation"] == "random"
+    assert meta["training"]["augmented"] and meta["training"]["standardisation"] and meta["training"]["ema_momentum"]
+    assert model.layers[0].name == "standardise"
+    # its own randomly oriented data, beside 01's standard sets
+    for name in datasets.STRUCTURE_SETS:
+        own = datasets.load_structures(datasets.ANY_PREFIX + name, DATA)
+        assert own.meta["params"]["orientation"] == "random"
+        assert datasets.load_structures(name, DATA).meta["params"]["orientation"] == "standard"
+    # the paper's model on turned crystals: below its accuracy on the same crystals aligned
+    failure = results["failure"]
+    assert failure["aligned (standard orientation)"] >= above_chance(7 * DATA["n_test_per_class"])
+    assert failure["turned at random"] < failure["aligned (standard orientation)"]
+    held_out = results["held_out"]
+    assert set(held_out) == {"test_pristine", "test_vacancies", "test_displacements"}
+    for name, r in held_out.items():
+        assert r["n"] == 7 * DATA["n_test_per_class"] and len(r["by_views"]) == small["n_views"]
+        assert r["views"] >= above_chance(r["n"]), (name, r)
+    # the saved model and the views reproduce the notebook's accuracy
+    test = datasets.load_fingerprints(datasets.ANY_PREFIX + "test_pristine", DATA)
+    atoms = datasets.load_structures(datasets.ANY_PREFIX + "test_pristine").all_atoms()
+    P = orientations.orientation_probabilities(model, atoms, small["n_views"], seed=SEED, fingerprints=test.X,
+                                               progress=False)
+    accuracy = np.mean(orientations.combine_views(P, results["pool"]).argmax(axis=1) == test.y)
+    assert accuracy == pytest.approx(held_out["test_pristine"]["views"])
+    # the robustness table has every level asked for, each with the same parents
+    table = pd.read_csv(root / "figures" / "tables" / "07_robustness.csv")
+    levels = [("none", 0.0)] + [("vacancies", v) for v in small["vacancy_levels"]] + [
+        ("displacements", d) for d in small["displacement_levels"]]
+    assert list(zip(table.defect, table.level)) == levels
+    assert set(table["n"]) == {7 * small["n_robust_per_class"]}
+    assert (table["n_spglib"] == 7 * small["n_spglib_per_class"]).all()
+    paper = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
+    assert table["spglib_0.001"].iloc[0] == 1.0 and paper["spglib_0.001"].iloc[0] == 1.0
+    assert "| pristine |" in (root / "figures" / "tables" / "07_robustness.md").read_text()
+    assert set(results["classify"]) and set(results["classify"].values()) <= set(CLASSES)
+    for fig in ("07_paper_model_turned", "07_augmentation", "07_training_history", "07_accuracy_by_views",
+                "07_robustness", "07_uncertainty"):
+        assert (root / "figures" / f"{fig}.png").exists(), fig

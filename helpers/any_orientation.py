@@ -1,0 +1,78 @@
+"""Crystals in any orientation (notebook 07): the steps of that chapter beyond the paper.
+
+The paper's network (notebook 03) sees every crystal in its standard orientation, which only a crystal with a
+lattice to align by has. Notebook 07 trains the same network on randomly oriented crystals, with three additions
+(:mod:`helpers.augment`, :func:`helpers.models.train`) and the answer pooled over several views
+(:mod:`helpers.orientations`), and compares it with the paper's model level by level. This module holds what it
+needs beyond those: turning every structure its own way, the side-by-side robustness table, and the accuracy
+against the number of views.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .orientations import combine_views
+from .robustness import level_text
+from .structures import random_rotation, rotate
+
+
+def turn_each(structures, seed: int) -> list:
+    """Every structure turned rigidly by its own rotation, drawn uniformly from SO(3) with ``seed`` and its index
+    alone (the same seed, the same turns)."""
+    return [rotate(a, random_rotation(np.random.default_rng([int(seed), 41, i]))) for i, a in enumerate(structures)]
+
+
+def accuracy_by_views(view_probability: np.ndarray, y: np.ndarray, pool: str) -> np.ndarray:
+    """Accuracy after combining the first k views, k = 1 ... n_views: (n_views,)."""
+    y = np.asarray(y)
+    return np.array([float(np.mean(combine_views(view_probability[:k], pool).argmax(axis=1) == y))
+                     for k in range(1, len(view_probability) + 1)])
+
+
+def robustness_table(runs: dict, paper_predicted: np.ndarray, view_probability: np.ndarray, mc: dict, pool: str):
+    """Per structure and per level (pandas DataFrames): the paper's model on the aligned defective copies, the
+    orientation-free model on the same copies turned (one view, and all views combined with ``pool``), spglib,
+    and the Monte-Carlo-dropout uncertainty of the orientation-free model over its views.
+
+    ``runs``: :func:`helpers.robustness.run_defects`; ``view_probability``: (n_views, n, classes) of the
+    orientation-free model; ``mc``: :func:`helpers.orientations.orientation_mc_dropout` of the same views."""
+    from .robustness import score
+
+    per, _ = score(runs, paper_predicted, mc["predictive_entropy"], mc["mutual_information"])
+    per = per.rename(columns={"cnn_predicted": "paper_predicted", "cnn_right": "paper_right"})
+    y = np.asarray(runs["label"])
+    per["one_view_right"] = view_probability[0].argmax(axis=1) == y
+    per["views_right"] = combine_views(view_probability, pool).argmax(axis=1) == y
+    per["mc_views_right"] = mc["predicted"] == y
+    spglib = [c for c in per.columns if c.startswith("spglib_") and c.endswith("_right")]
+    agg = {"n": ("paper_right", "size"), "paper_model_aligned": ("paper_right", "mean"),
+           "one_view": ("one_view_right", "mean"), "views": ("views_right", "mean"),
+           "n_spglib": (spglib[0], "count"),
+           **{c[:-len("_right")]: (c, "mean") for c in spglib},
+           "mean_entropy": ("predictive_entropy", "mean"),
+           "mean_mutual_information": ("mutual_information", "mean")}
+    order = {"none": 0, "vacancies": 1, "displacements": 2}
+    table = (per.groupby(["defect", "level"], sort=False).agg(**agg).reset_index()
+             .sort_values(["defect", "level"], key=lambda s: s.map(order) if s.name == "defect" else s, kind="stable")
+             .reset_index(drop=True))
+    return per, table
+
+
+def table_markdown(table, n_views: int) -> str:
+    """The side-by-side robustness table in Markdown: accuracies in per cent, uncertainties in nats."""
+    import pandas as pd
+
+    spglib = [c for c in table.columns if c.startswith("spglib_")]
+    head = (["defect", "level", "n", "paper's model, aligned", "any orientation, 1 view",
+             f"any orientation, {n_views} views", "n (spglib)"]
+            + [f"spglib symprec {c.split('_', 1)[1]} Å" for c in spglib]
+            + [f"mean predictive entropy, {n_views} views (nats)", f"mean mutual information, {n_views} views (nats)"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = ["pristine" if r["defect"] == "none" else r["defect"], level_text(r["defect"], r["level"]),
+                 str(int(r["n"]))]
+        cells += [f"{100 * r[c]:.2f} %" for c in ("paper_model_aligned", "one_view", "views")]
+        cells += [str(int(r["n_spglib"]))] + ["—" if pd.isna(r[c]) else f"{100 * r[c]:.2f} %" for c in spglib]
+        cells += [f"{r['mean_entropy']:.4f}", f"{r['mean_mutual_information']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
