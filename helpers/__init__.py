@@ -6,6 +6,7 @@ Modules: ``config`` (paths, save_fig), ``structures`` (classes, prototypes, prep
 ``lattice`` (the crystal behind a block of atoms, and the block the network was trained on),
 ``datasets`` (generation and storage), ``models`` (the CNN, its training, storage and MC-dropout
 uncertainty), ``orientations`` (the answer averaged over random orientations of a structure),
+``any_orientation`` (notebook 07: turned structures, its robustness table),
 ``robustness`` (CNN against spglib on defective crystals), ``classify`` (your own structures),
 ``user_forms`` (real crystals in the forms users hand them in), ``maps`` (activations and attentive
 response maps), ``clustering`` (the classes without labels), ``report`` (REPORT.md), ``plots``
