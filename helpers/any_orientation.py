@@ -13,7 +13,14 @@ import numpy as np
 
 from .orientations import combine_views
 from .robustness import level_text
-from .structures import random_rotation, rotate
+from .structures import ball_cut, random_rotation, rotate
+
+
+def clusters_of(blocks, n_atoms: int = 256) -> list:
+    """A finite cluster of ``n_atoms`` atoms cut from the crystal of every periodic block (the block repeated
+    2 x 2 x 2, then :func:`helpers.structures.ball_cut`), in the block's orientation: held-out clusters of the
+    held-out parents."""
+    return [ball_cut(b.repeat(2), n_atoms) for b in blocks]
 
 
 def turn_each(structures, seed: int) -> list:

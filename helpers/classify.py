@@ -34,7 +34,7 @@ from .fingerprint import check_structure
 from .lattice import AlignmentError, standard_block
 from .neighbours import is_periodic
 from .orientations import DEFAULT_ORIENTATIONS, DEFAULT_POOL, check_n_orientations, check_pool, orientation_mc_dropout
-from .structures import CLASSES, check_orientation
+from .structures import CLASSES, ball_cut, check_orientation
 
 #: what each model choice is called in the returned table
 MODEL_NAMES = {"paper": "paper protocol (notebook 03)", "any_orientation": "any orientation (notebook 07)",
@@ -69,13 +69,11 @@ def _read(item) -> list:
 def cluster_block(atoms: Atoms, target_atoms: int = 256) -> tuple:
     """(finite cluster, note) for the orientation-free model: the atoms as given, without periodicity; a
     structure of more than 1.5 x ``target_atoms`` atoms is cut to the ``target_atoms`` atoms nearest its centre
-    of mass (the block size the network was trained on: the width of the diffraction peaks depends on it)."""
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, pbc=False)
-    if len(out) > 1.5 * target_atoms:
-        d = np.linalg.norm(out.positions - out.positions.mean(axis=0), axis=1)
-        out = out[np.sort(np.argsort(d, kind="stable")[:target_atoms])]
-        return out, f"finite cluster: the {target_atoms} atoms nearest the centre of {len(atoms)}"
-    return out, f"finite cluster of {len(out)} atoms, as given"
+    of mass (:func:`helpers.structures.ball_cut`; the size the network was trained on: the width of the
+    diffraction peaks depends on it)."""
+    if len(atoms) > 1.5 * target_atoms:
+        return ball_cut(atoms, target_atoms), f"finite cluster: the {target_atoms} atoms nearest the centre of {len(atoms)}"
+    return ball_cut(atoms, len(atoms)), f"finite cluster of {len(atoms)} atoms, as given"
 
 
 def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, allow_multiple_elements: bool = False,
@@ -113,7 +111,7 @@ def _check_elements(atoms: Atoms, allow_multiple_elements: bool) -> None:
                          "it anyway (its answer is then outside what was tested)")
 
 
-def _prepare_any_orientation(atoms: Atoms, target_atoms: int, allow_multiple_elements: bool) -> tuple:
+def prepare_any_orientation(atoms: Atoms, target_atoms: int, allow_multiple_elements: bool) -> tuple:
     """For the orientation-free model: a periodic crystal re-cut in its own orientation, anything else (or a
     crystal whose lattice is not found) as a finite cluster."""
     if len(atoms) and is_periodic(atoms):
@@ -229,7 +227,7 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
                 key = kind = "any_orientation"
                 net, meta = saved.get(kind)
                 size = int(target_atoms or meta.get("data", {}).get("params", {}).get("target_atoms", 256))
-        prepared, how = _prepare_any_orientation(atoms, size, allow_multiple_elements)
+        prepared, how = prepare_any_orientation(atoms, size, allow_multiple_elements)
         return key, net, prepared, how, n_orientations or DEFAULT_ORIENTATIONS
 
     rows, ready, model_errors = [], [], []

@@ -139,9 +139,11 @@ class StructureSet(StoredSet):
     """A stored data set of prepared structures and their labels."""
 
     def atoms(self, i: int) -> Atoms:
+        """Structure i: a periodic block, or (``periodic`` false, notebook 07's clusters) a finite cluster."""
         n = int(self.arrays["n_atoms"][i])
+        periodic = bool(self.arrays["periodic"][i]) if "periodic" in self.arrays else True
         return Atoms(numbers=self.arrays["numbers"][i, :n], positions=self.arrays["positions"][i, :n],
-                     cell=self.arrays["cells"][i], pbc=True)
+                     cell=self.arrays["cells"][i] if periodic else None, pbc=periodic)
 
     def all_atoms(self) -> list:
         return [self.atoms(i) for i in range(len(self))]
@@ -166,13 +168,15 @@ def load_structures(name: str, expect: dict | None = None) -> StructureSet:
 
 def _record(atoms: Atoms, defect: str, level: float, parent: structures.Parent, index: int) -> dict:
     return {"positions": atoms.positions, "cell": np.asarray(atoms.cell[:]), "numbers": atoms.numbers,
+            "periodic": bool(np.all(atoms.pbc)),
             "parent_obj": parent, "parent": index, "defect": defect, "defect_level": level}
 
 
 def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_fraction: float,
-                 displacement_sigma: float, orientation: str = "standard") -> list:
-    """Worker: prepared supercells (and defective copies for test parents); None for a parent whose
-    pristine space group is not its prototype's (dropped)."""
+                 displacement_sigma: float, orientation: str = "standard", cluster_fraction: float = 0.0) -> list:
+    """Worker: prepared supercells (and defective copies for test parents; for a training parent, with
+    probability ``cluster_fraction``, also a cluster cut from its crystal); None for a parent whose pristine
+    space group is not its prototype's (dropped)."""
     out = []
     for side, class_index, draw, parent in jobs:
         if parent.space_group != structures.PROTOTYPES[parent.prototype].space_group:
@@ -181,6 +185,10 @@ def _build_chunk(start: int, jobs: list, seed: int, target_atoms: int, vacancy_f
         rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw])
         atoms = structures.prepared_parent(parent, rng, target_atoms=target_atoms, orientation=orientation)
         records = [(atoms, "none", 0.0)]
+        if side == "train" and cluster_fraction > 0:
+            cluster_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 3])
+            if cluster_rng.random() < cluster_fraction:
+                records.append((structures.prepared_cluster(parent, cluster_rng, target_atoms), "none", 0.0))
         if side == "test":
             vac_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 1])
             dis_rng = np.random.default_rng([seed, _SIDE_CODE[side], class_index, draw, 2])
@@ -206,6 +214,7 @@ def _pack(records: list, class_names: list) -> dict:
         "cells": np.stack([r["cell"] for r in records]),
         "numbers": numbers,
         "n_atoms": np.array([len(r["numbers"]) for r in records], np.int32),
+        "periodic": np.array([r["periodic"] for r in records]),
         "label": np.array([class_names.index(p.class_name) for p in parents], np.int16),
         "class_names": np.array(class_names),
         "element": np.array([p.element for p in parents]),
@@ -224,16 +233,21 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,
                             n_jobs: int | None = None, progress: bool = True, orientation: str = "standard",
-                            name_prefix: str = "") -> dict:
+                            name_prefix: str = "", cluster_fraction: float = 0.0) -> dict:
     """Build the four structure sets of notebook 01 (balanced classes, held-out test groups).
 
     Returns {name: StructureSet} for ``STRUCTURE_SETS``, each set named ``name_prefix + name`` (notebook 07 keeps
-    its randomly oriented sets beside 01's with ``name_prefix=ANY_PREFIX``). Everything is drawn from ``seed``; the
+    its randomly oriented sets beside 01's with ``name_prefix=ANY_PREFIX``). ``cluster_fraction`` (randomly oriented
+    data only): the share of training parents that also give a finite cluster of ``target_atoms`` atoms cut from
+    their crystal (:func:`helpers.structures.prepared_cluster`), besides their block. Everything is drawn from ``seed``; the
     result does not depend on ``n_jobs``. ``orientation`` is "standard" (the paper's protocol: every crystal in
     spglib's standard orientation) or "random" (the random rotation survives the standardisation); see
     ``structures.prepare``.
     """
     structures.check_orientation(orientation)
+    if not 0.0 <= cluster_fraction <= 1.0 or (cluster_fraction and orientation != "random"):
+        raise ValueError(f"cluster_fraction must lie in [0, 1], and be 0 unless orientation='random' (a cluster has "
+                         f"no standard orientation); got {cluster_fraction} with orientation={orientation!r}")
     if n_per_class < 1 or n_test_per_class < 1:
         raise ValueError("n_per_class and n_test_per_class must be at least 1")
     if not 32 <= target_atoms <= 4096:
@@ -241,10 +255,10 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
     params = {"n_per_class": int(n_per_class), "n_test_per_class": int(n_test_per_class), "seed": int(seed),
               "target_atoms": int(target_atoms), "vacancy_fraction": float(vacancy_fraction),
               "displacement_sigma": float(displacement_sigma), "test_fraction": float(test_fraction),
-              "orientation": orientation}
+              "orientation": orientation, "cluster_fraction": float(cluster_fraction)}
     class_names = list(structures.CLASSES)
     build = partial(_build_chunk, seed=seed, target_atoms=target_atoms, vacancy_fraction=vacancy_fraction,
-                    displacement_sigma=displacement_sigma, orientation=orientation)
+                    displacement_sigma=displacement_sigma, orientation=orientation, cluster_fraction=cluster_fraction)
     kept = {"train": [], "test": []}
     dropped = {side: {c: 0 for c in class_names} for side in kept}
     for side, wanted in (("train", n_per_class), ("test", n_test_per_class)):
@@ -277,7 +291,7 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
 
     # Training parents give one pristine structure each; every test parent gives the same rotated
     # supercell three times: pristine, with vacancies, with displacements (one set each).
-    sets = {"train": [_record(*recs[0], parent=p, index=i) for i, (p, recs) in enumerate(kept["train"])]}
+    sets = {"train": [_record(*rec, parent=p, index=i) for i, (p, recs) in enumerate(kept["train"]) for rec in recs]}
     for k, name in enumerate(STRUCTURE_SETS[1:]):
         sets[name] = [_record(*recs[k], parent=p, index=i) for i, (p, recs) in enumerate(kept["test"])]
     versions = package_versions()

@@ -309,6 +309,23 @@ def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, sym
                           symprec=symprec).atoms
 
 
+def ball_cut(atoms: Atoms, n_atoms: int = 256) -> Atoms:
+    """A finite cluster: the ``n_atoms`` atoms nearest the centre of mass of ``atoms`` (all of them when there are
+    no more), without a cell and not periodic, in their original order."""
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    d = np.linalg.norm(positions - positions.mean(axis=0), axis=1)
+    keep = np.sort(np.argsort(d, kind="stable")[:n_atoms])
+    return Atoms(numbers=np.asarray(atoms.numbers)[keep], positions=positions[keep], pbc=False)
+
+
+def prepared_cluster(parent: Parent, rng: np.random.Generator, target_atoms: int = 256) -> Atoms:
+    """A randomly turned cluster of ``target_atoms`` atoms cut from a parent's crystal (:func:`ball_cut` of a block
+    of four times as many atoms, prepared as ``prepare(orientation="random")`` prepares one): the form a
+    nanoparticle or a cut-out of a simulation comes in, without a lattice to align by."""
+    return ball_cut(prepare(parent.conventional_cell(), rng, target_atoms=4 * target_atoms, orientation="random"),
+                    target_atoms)
+
+
 def example_structure(class_name: str, element: str | None = None, rng: np.random.Generator | None = None,
                       rotation: np.ndarray | None = None, target_atoms: int = 256) -> Atoms:
     """A typical prepared supercell of a class (first prototype of the class, middle of its ranges, the

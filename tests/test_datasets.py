@@ -78,3 +78,29 @@ def test_fingerprints_made_with_another_scale_are_refused(data_dir):
     datasets.save_fingerprint_set(fps)
     with pytest.raises(datasets.StaleDataError, match=r"scale: '<missing>' there"):
         datasets.load_fingerprints("test_pristine")
+
+
+def test_randomly_oriented_sets_with_clusters_for_notebook_07(data_dir):
+    """07's sets: named apart from 01's, turned, and for cluster_fraction of the training parents also a cluster
+    of the same crystal without a cell; the held-out sets stay blocks. Clusters survive saving and loading."""
+    from helpers.neighbours import nn_scale
+
+    sets = datasets.generate_structure_sets(**SMALL, orientation="random", cluster_fraction=0.5, progress=False,
+                                            name_prefix=datasets.ANY_PREFIX)
+    train = sets["train"]
+    assert train.name == "any_train" and train.meta["params"]["cluster_fraction"] == 0.5
+    clusters = ~train["periodic"]
+    assert 0 < clusters.sum() < 7 * 6 and len(train) == 7 * 6 + clusters.sum()
+    assert np.all(train["n_atoms"][clusters] == 256)
+    for name in datasets.STRUCTURE_SETS[1:]:
+        assert sets[name]["periodic"].all()
+    datasets.save_structure_set(train)
+    loaded = datasets.load_structures("any_train")
+    i = int(np.flatnonzero(clusters)[0])
+    cluster = loaded.atoms(i)
+    assert not cluster.pbc.any() and cluster.cell.rank == 0
+    # a cluster of a parent is the same crystal as its block: the same nearest-neighbour scale
+    block = loaded.atoms(int(np.flatnonzero((loaded["parent"] == loaded["parent"][i]) & loaded["periodic"])[0]))
+    assert nn_scale(cluster) == pytest.approx(nn_scale(block), rel=2e-3)
+    with pytest.raises(ValueError, match="cluster_fraction"):
+        datasets.generate_structure_sets(**SMALL, cluster_fraction=0.5, progress=False)

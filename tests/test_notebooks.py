@@ -277,13 +277,17 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     for name in datasets.STRUCTURE_SETS:
         own = datasets.load_structures(datasets.ANY_PREFIX + name, DATA)
         assert own.meta["params"]["orientation"] == "random"
+        # training parents also come as clusters without a cell; held-out sets are blocks, as 01's
+        clusters = ~own["periodic"]
+        assert clusters.any() if name == "train" else not clusters.any()
+        assert not own.atoms(int(np.argmax(clusters))).pbc.any() if name == "train" else True
         assert datasets.load_structures(name, DATA).meta["params"]["orientation"] == "standard"
     # the paper's model on turned crystals: below its accuracy on the same crystals aligned
     failure = results["failure"]
     assert failure["aligned (standard orientation)"] >= above_chance(7 * DATA["n_test_per_class"])
     assert failure["turned at random"] < failure["aligned (standard orientation)"]
     held_out = results["held_out"]
-    assert set(held_out) == {"test_pristine", "test_vacancies", "test_displacements"}
+    assert set(held_out) == {"test_pristine", "test_vacancies", "test_displacements", "test_clusters"}
     for name, r in held_out.items():
         assert r["n"] == 7 * DATA["n_test_per_class"] and len(r["by_views"]) == small["n_views"]
         assert r["views"] >= above_chance(r["n"]), (name, r)
