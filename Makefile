@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run test bench bench-train recipe scale seeds lab clean-data
+.PHONY: env run fixtures test bench bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m helpers.series
 
+## fixtures: keep the two models of a default-size run (make run) in tests/fixtures, where the tests of classify
+## check that they name real crystals in any orientation; the tests say when the kept models are stale
+fixtures:
+	mkdir -p tests/fixtures
+	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json tests/fixtures/
+
 ## test: unit tests and every notebook through papermill with small parameters
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -31,6 +37,11 @@ bench: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 
+## bench-classify: classify with 07's orientation-free model (16 views, MC dropout): structures/s against one view
+## at a time, same run (after make run)
+bench-classify: $(STAMP)
+	$(BIN)/python benchmarks/bench_classify.py
+
 ## recipe: the paper's recipe against each addition and against bfloat16 arithmetic, on data/ (after make run)
 recipe: $(STAMP)
 	$(BIN)/python benchmarks/recipe_study.py
@@ -39,7 +50,7 @@ recipe: $(STAMP)
 scale: $(STAMP)
 	$(BIN)/python benchmarks/scale_bias.py
 
-## seeds: 5 training seeds x 2 held-out draws, 16 views each, on randomly oriented data/ (about an hour)
+## seeds: 5 training seeds x 2 held-out draws, 16 views each, on notebook 07's randomly oriented data (after make run)
 seeds: $(STAMP)
 	$(BIN)/python benchmarks/seed_study.py
 

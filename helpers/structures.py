@@ -266,9 +266,12 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
-    """The structure (cell and atoms) rotated rigidly by a 3 x 3 rotation matrix."""
+    """The structure (atoms, and cell where it has one) rotated rigidly by a 3 x 3 rotation matrix. The positions
+    are turned themselves, not through the cell, so a cluster without a cell turns too."""
+    rotation = np.asarray(rotation, dtype=np.float64)
     out = atoms.copy()
-    out.set_cell(np.asarray(atoms.cell[:]) @ np.asarray(rotation).T, scale_atoms=True)
+    out.set_cell(np.asarray(atoms.cell[:]) @ rotation.T, scale_atoms=False)
+    out.positions = np.asarray(atoms.positions) @ rotation.T
     return out
 
 

@@ -1,6 +1,7 @@
 """helpers.classify.classify on Atoms and files: the right class for real crystals in the forms users hand in,
 and clear errors for what cannot be classified."""
 import math
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -283,3 +284,50 @@ def test_a_big_cluster_is_cut_to_the_training_block_around_its_centre():
     assert kept <= dropped
     small, how = cluster_block(particle[:300], 256)
     assert len(small) == 300 and "as given" in how
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def default_models():
+    """The two models of a default-size run (notebooks 03 and 07 at their defaults), kept in tests/fixtures by
+    `make fixtures`: the networks a user of classify gets. Training them takes longer than CI allows."""
+    for kind in models.MODEL_KINDS:
+        try:
+            models.load_model(FIXTURES, kind)
+        except (FileNotFoundError, models.StaleDataError) as exc:
+            pytest.fail(f"{exc}\nThe models kept for the tests are missing or stale: run `make run`, then "
+                        "`make fixtures`, and commit tests/fixtures.")
+    return FIXTURES
+
+
+def _real_forms(small, rng):
+    """[(form, structure)]: a turned supercell of over 400 atoms, pristine, with 25 % vacancies and with sigma = 2 %
+    displacements; and a 256-atom cluster cut from it (no cell), turned, pristine and with each defect."""
+    n = max(5, int(np.ceil((400 / len(small)) ** (1 / 3))))
+    big = small.repeat((n, n - 1, n + 1))
+    out = []
+    for defect, make in (("pristine", lambda a: a), ("25 % vacancies", lambda a: defects.vacancies(a, 0.25, rng)),
+                         ("sigma = 2 %", lambda a: defects.displacements(a, 0.02, rng))):
+        out.append((f"supercell, {defect}", rotate(make(big), random_rotation(rng))))
+        out.append((f"cluster, {defect}", rotate(make(_cluster(big)), random_rotation(rng))))
+    return out
+
+
+@pytest.mark.parametrize("truth", list(REAL))
+def test_the_default_models_name_real_crystals_in_any_orientation_periodic_or_not(default_models, truth,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(default_models))
+    forms = _real_forms(REAL[truth], np.random.default_rng(list(REAL).index(truth)))
+    out = classify([a for _, a in forms], n_mc=10)
+    assert out["error"].isna().all(), out["error"].tolist()
+    expected_model = ["paper protocol (notebook 03)" if f.startswith("supercell") else "any orientation (notebook 07)"
+                      for f, _ in forms]
+    assert out["model"].tolist() == expected_model
+    wrong = {form: got for (form, _), got in zip(forms, out["predicted_class"]) if got != truth}
+    assert not wrong, wrong
+    # the orientation-free model, asked for, names the periodic supercells too (re-cut in their own orientation)
+    periodic = [a for f, a in forms if f.startswith("supercell")]
+    forced = classify(periodic, n_mc=10, model="any_orientation")
+    assert (forced["predicted_class"] == truth).all(), forced["predicted_class"].tolist()

@@ -54,6 +54,22 @@ def test_random_rotation_is_a_proper_rotation():
         assert np.allclose(r @ r.T, np.eye(3)) and np.linalg.det(r) == pytest.approx(1.0)
 
 
+def test_rotate_turns_crystals_and_clusters_without_a_cell_alike():
+    from ase.build import bulk
+
+    rotation = structures.random_rotation(np.random.default_rng(3))
+    crystal = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(3)
+    cluster = structures.ball_cut(crystal, 50)
+    assert not cluster.pbc.any() and cluster.cell.rank == 0
+    for atoms in (crystal, cluster):
+        turned = structures.rotate(atoms, rotation)
+        assert np.allclose(turned.positions, atoms.positions @ rotation.T)
+        assert np.allclose(turned.cell[:], atoms.cell[:] @ rotation.T)
+        assert np.array_equal(turned.pbc, atoms.pbc)
+    assert np.allclose(structures.rotate(crystal, rotation).get_scaled_positions(wrap=False),
+                       crystal.get_scaled_positions(wrap=False))
+
+
 def test_prepared_supercells_are_about_256_atoms_and_keep_nn():
     rng = np.random.default_rng(4)
     for c in CLASSES:
