@@ -277,19 +277,26 @@ def _answer(group: list, views: int, rows: list, n_mc: int, seed: int, n_jobs, p
     from .fingerprint import diffraction_fingerprint
 
     net = group[0][2]
+
+    def refuse(entry, exc) -> None:
+        rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
+                              error=f"{rows[entry[0]]['source']}: {exc}")
+
+    def answer(entries):
+        return orientation_mc_dropout(net, [e[3] for e in entries], n_orientations=views, n_samples=n_mc, seed=seed,
+                                      n_jobs=n_jobs, progress=progress, pool=pool) if entries else None
+
     kept = []
     for entry in group:
         try:
             check_structure(entry[3])
             kept.append(entry)
         except ValueError as exc:
-            rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
-                                  error=f"{rows[entry[0]]['source']}: {exc}")
+            refuse(entry, exc)
     if n_jobs is None:  # worker processes only pay off for a batch of some size
         n_jobs = 1 if len(kept) * views < 64 else None
     try:
-        out = orientation_mc_dropout(net, [e[3] for e in kept], n_orientations=views, n_samples=n_mc, seed=seed,
-                                     n_jobs=n_jobs, progress=progress, pool=pool) if kept else None
+        out = answer(kept)
     except ValueError:
         survivors = []
         for entry in kept:
@@ -297,11 +304,9 @@ def _answer(group: list, views: int, rows: list, n_mc: int, seed: int, n_jobs, p
                 diffraction_fingerprint(entry[3])
                 survivors.append(entry)
             except ValueError as exc:
-                rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
-                                      error=f"{rows[entry[0]]['source']}: {exc}")
+                refuse(entry, exc)
         kept = survivors
-        out = orientation_mc_dropout(net, [e[3] for e in kept], n_orientations=views, n_samples=n_mc, seed=seed,
-                                     n_jobs=n_jobs, progress=progress, pool=pool) if kept else None
+        out = answer(kept)
     for k, entry in enumerate(kept):
         p = out["pooled_probability"][k]
         rows[entry[0]].update(predicted_class=CLASSES[int(out["predicted"][k])], probability=float(p.max()),
