@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import config, datasets, models, orientations, structures
+from helpers import config, datasets, models, orientations, provenance, structures
 from helpers.parallel import map_chunks
 
 SETS = ("pristine", "vacancies", "displacements")
@@ -49,7 +49,7 @@ def second_draw_structures(params: dict, draw_seed: int) -> tuple:
     jobs = []
     for ci, c in enumerate(structures.CLASSES):
         rng = np.random.default_rng([draw_seed, ci])
-        parents = structures.draw_parents(c, n + max(30, n // 5), "test", params["seed"], params["test_fraction"], rng)
+        parents = structures.draw_parents(c, n + max(30, n // 5), "test", params["data_seed"], params["test_fraction"], rng)
         jobs += [("test", ci, k, p) for k, p in enumerate(parents)]
     kept = {c: [] for c in structures.CLASSES}
     for _, chunk, results in map_chunks(build, jobs, chunk_size=32, desc="second draw", unit="structure"):
@@ -70,7 +70,7 @@ def cached_views(path: Path, atoms: list, n_views: int, view_seed: int) -> np.nd
     """(n_views, n, 64, 64, 3) fingerprints of every structure in every view, memory-mapped from ``path``
     (computed, written to a temporary file and renamed when missing or of another shape). Each worker computes all
     views of a few structures (:func:`helpers.fingerprint.diffraction_fingerprint_views`)."""
-    from helpers.fingerprint import _views_chunk
+    from helpers.fingerprint import views_chunk
 
     if path.exists():
         V = np.load(path, mmap_mode="r")
@@ -80,7 +80,7 @@ def cached_views(path: Path, atoms: list, n_views: int, view_seed: int) -> np.nd
     tmp = path.with_name(path.name + ".part")
     V = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     rotations = tuple(orientations.view_rotation(v, view_seed) for v in range(n_views))
-    for start, chunk, X in map_chunks(partial(_views_chunk, rotations=rotations), atoms, chunk_size=4,
+    for start, chunk, X in map_chunks(partial(views_chunk, rotations=rotations), atoms, chunk_size=4,
                                       progress=True, desc=path.stem, unit="structure"):
         V[:, start: start + len(chunk)] = X.transpose(1, 0, 2, 3, 4)
     V.flush()
@@ -114,7 +114,7 @@ def main() -> None:
     if params.get("orientation") != "random":
         raise SystemExit(f"{datasets.fingerprint_path(ANY + 'train')} was not made in random orientations: "
                          "rerun notebook 07")
-    held_out = {s: datasets.file_sha256(datasets.structure_path(f"{ANY}test_{s}")) for s in SETS}
+    held_out = {s: provenance.file_sha256(datasets.structure_path(f"{ANY}test_{s}")) for s in SETS}
     key = json.dumps({"params": params, "views": n_views, "view_seed": args.view_seed, "held_out": held_out,
                       "fingerprint": train.meta.get("fingerprint"),
                       "second_draw": args.second_draw}, sort_keys=True)
@@ -123,7 +123,7 @@ def main() -> None:
     draws = {0: {}}
     start = time.perf_counter()
     for s in SETS:
-        fps = datasets.load_fingerprints(f"{ANY}test_{s}", {"seed": params["seed"]})
+        fps = datasets.load_fingerprints(f"{ANY}test_{s}", {"data_seed": params["data_seed"]})
         atoms = datasets.load_structures(f"{ANY}test_{s}").all_atoms()
         draws[0][s] = (cached_views(args.cache / f"{tag}_draw0_{s}.npy", atoms, n_views, args.view_seed), fps.y)
     if args.second_draw:
@@ -159,7 +159,7 @@ def main() -> None:
         config.write_text(done, json.dumps(row))
         results[seed] = row
 
-    lines = [f"# Training seeds x held-out draws ({n_views} views, {args.epochs} epochs; data seed {params['seed']}, "
+    lines = [f"# Training seeds x held-out draws ({n_views} views, {args.epochs} epochs; data seed {params['data_seed']}, "
              f"{params['n_per_class']} training / {params['n_test_per_class']} held-out per class, "
              f"{100 * params['vacancy_fraction']:g} % vacancies)", "",
              "Each cell: combined by the log pool / by the arithmetic mean / one fingerprint.", "",

@@ -7,13 +7,13 @@ that is the linear assignment problem, solved exactly here by the Hungarian algo
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
 from .fingerprint import RING_INNER_PX, RING_OUTER_PX, SHAPE, pixel_distance, ring_mask
 from .models import check_fingerprints, keras_module
+from .provenance import NOTEBOOK_05
 
 N_CLUSTERS = 7
 N_INPUTS = int(np.prod(SHAPE))  # 64 * 64 * 3 = 12288 (the report's Table 2 says 12280)
@@ -73,12 +73,19 @@ def radial_profiles(X) -> np.ndarray:
 # ---- matching and scores ----------------------------------------------------------------------
 def contingency(clusters: np.ndarray, labels: np.ndarray, n_clusters: int = N_CLUSTERS,
                 n_classes: int = N_CLUSTERS) -> np.ndarray:
-    """counts[k, c] = members of cluster k with true class c."""
+    """counts[k, c] = members of cluster k with true class c, an (n_clusters, n_classes) table with empty clusters
+    and absent classes as zero rows and columns (``sklearn.metrics.cluster.contingency_matrix``)."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     clusters, labels = np.asarray(clusters, int), np.asarray(labels, int)
     if clusters.shape != labels.shape:
         raise ValueError(f"{clusters.shape[0]} cluster labels but {labels.shape[0]} class labels")
+    for name, v, n in (("cluster", clusters, n_clusters), ("class", labels, n_classes)):
+        if v.size and (v.min() < 0 or v.max() >= n):
+            raise ValueError(f"{name} labels must lie in 0..{n - 1}, found {v.min()}..{v.max()}")
     counts = np.zeros((n_clusters, n_classes), np.int64)
-    np.add.at(counts, (clusters, labels), 1)
+    if clusters.size:
+        counts[np.ix_(np.unique(clusters), np.unique(labels))] = contingency_matrix(clusters, labels)
     return counts
 
 
@@ -107,24 +114,29 @@ def scores(labels: np.ndarray, clusters: np.ndarray, mapping: np.ndarray) -> dic
             "nmi": float(normalized_mutual_info_score(labels, clusters))}
 
 
-def components_for_variance(explained_variance_ratio: np.ndarray, fraction: float = 0.95) -> int:
-    """Smallest number of leading components whose explained variance reaches ``fraction``; a
-    ValueError when even all of them do not."""
-    cum = np.cumsum(explained_variance_ratio)
-    if cum[-1] < fraction:
-        raise ValueError(f"{len(cum)} components explain only {cum[-1]:.4f} of the variance, not {fraction}")
-    return int(np.searchsorted(cum, fraction) + 1)
+def _pca_solver(F: np.ndarray) -> str:
+    # the eigenvectors of the covariance when there are more samples than features (fast, exact); a full SVD else
+    return "covariance_eigh" if F.shape[0] > F.shape[1] else "full"
 
 
-# ---- dimensionality reduction -----------------------------------------------------------------
-def full_pca_spectrum(F: np.ndarray) -> np.ndarray:
-    """Explained-variance ratio of every principal component of the rows of F, from the eigenvalues
-    of the smaller of the covariance and the Gram matrix (exact, float64)."""
+def pca_spectrum(F: np.ndarray) -> np.ndarray:
+    """Explained-variance ratio of every principal component of the rows of F (``sklearn.decomposition.PCA``
+    with all components, exact, float64): the scree plot."""
+    from sklearn.decomposition import PCA
+
     F = np.asarray(F, np.float64)
-    Fc = F - F.mean(axis=0)
-    small = Fc.T @ Fc if Fc.shape[1] <= Fc.shape[0] else Fc @ Fc.T
-    ev = np.clip(np.linalg.eigvalsh(small)[::-1], 0, None)
-    return ev / ev.sum()
+    return PCA(svd_solver=_pca_solver(F)).fit(F).explained_variance_ratio_
+
+
+def components_for_variance(F: np.ndarray, fraction: float = 0.95) -> int:
+    """How many leading principal components of the rows of F explain ``fraction`` of the variance:
+    ``PCA(n_components=fraction).n_components_``."""
+    from sklearn.decomposition import PCA
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    F = np.asarray(F, np.float64)
+    return int(PCA(n_components=fraction, svd_solver=_pca_solver(F)).fit(F).n_components_)
 
 
 def kmeans(E: np.ndarray, seed: int, n_clusters: int = N_CLUSTERS):
@@ -139,13 +151,6 @@ def gaussian_mixture(E: np.ndarray, seed: int, n_clusters: int = N_CLUSTERS):
 
     return GaussianMixture(n_components=n_clusters, covariance_type="full", n_init=3, reg_covar=1e-5,
                            random_state=seed).fit(np.asarray(E, np.float64))
-
-
-def nearest_centre(centres: np.ndarray, E: np.ndarray) -> np.ndarray:
-    """Index of the closest centre (Euclidean) for every row of E: how the report classifies new samples."""
-    E, centres = np.asarray(E, np.float64), np.asarray(centres, np.float64)
-    d2 = (E ** 2).sum(1)[:, None] - 2 * E @ centres.T + (centres ** 2).sum(1)[None, :]
-    return np.argmin(d2, axis=1)
 
 
 def normalised_profile(X) -> np.ndarray:
@@ -200,8 +205,9 @@ def train_autoencoder(autoencoder, X: np.ndarray, epochs: int = 10, batch_size: 
                       learning_rate: float = 1e-3, validation_fraction: float = 0.05, seed: int = 0,
                       progress: bool = True) -> dict:
     """Adam + mean squared error, reconstructing X, with a random ``validation_fraction`` held out
-    (no labels are used anywhere). Returns the history and seconds per epoch."""
-    from .models import _callbacks
+    (no labels are used anywhere); the weights of the epoch with the lowest validation loss are kept. Returns the
+    history, the kept epoch and seconds per epoch."""
+    from .models import training_callbacks
 
     keras = keras_module()
     X = np.asarray(X, np.float32)
@@ -211,12 +217,13 @@ def train_autoencoder(autoencoder, X: np.ndarray, epochs: int = 10, batch_size: 
     n_val = min(max(int(round(validation_fraction * len(X))), 1), len(X) - 1)
     val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
     autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-    keep, bar = _callbacks(math.ceil(len(tr) / batch_size), epochs, progress, monitor="val_loss")
+    keep, timer, *bar = training_callbacks(epochs, progress, monitor="val_loss")
     start = time.perf_counter()
     h = autoencoder.fit(X[tr], X[tr], batch_size=batch_size, epochs=epochs, validation_data=(X[val], X[val]),
-                        shuffle=True, callbacks=[keep, bar], verbose=0)
+                        shuffle=True, callbacks=[keep, timer, *bar], verbose=0)
     return {"history": {k: [float(v) for v in vals] for k, vals in h.history.items()},
-            "seconds": time.perf_counter() - start, "seconds_per_epoch": [float(s) for s in keep.seconds],
+            "seconds": time.perf_counter() - start, "seconds_per_epoch": [float(s) for s in timer.seconds],
+            "best_epoch": int(keep.best_epoch) + 1,
             "n_train": int(len(tr)), "n_validation": int(len(val)), "epochs": int(epochs),
             "batch_size": int(batch_size)}
 
@@ -249,17 +256,16 @@ def cluster_and_score(E: np.ndarray, labels: np.ndarray, seed: int) -> dict:
 
 
 def assign_new(fitted: dict, clusterer: str, E_new: np.ndarray) -> np.ndarray:
-    """Class of new samples: K-Means by the nearest cluster centre (as the report does), the Gaussian
-    mixture by its most probable component; then the cluster -> class map of the training set."""
-    model = fitted["model"]
-    E_new = np.asarray(E_new, np.float64)
-    clusters = nearest_centre(model.cluster_centers_, E_new) if clusterer == "K-Means" else model.predict(E_new)
-    return fitted["mapping"][clusters]
+    """Class of new samples: the cluster the fitted model puts them in (``predict``: K-Means takes the nearest
+    centre, as the report does; the Gaussian mixture the most probable component), then the cluster -> class
+    map of the training set."""
+    if clusterer not in CLUSTERERS:
+        raise ValueError(f"clusterer must be one of {CLUSTERERS}, got {clusterer!r}")
+    return fitted["mapping"][fitted["model"].predict(np.asarray(E_new, np.float64))]
 
 
 RESULTS_FILE = "clustering_results.json"
 EMBEDDINGS_FILE = "clustering_embeddings.npz"
-NOTEBOOK_05 = "notebooks/05_dimensionality_reduction_clustering.ipynb"
 
 
 def results_paths():
@@ -268,57 +274,122 @@ def results_paths():
     return config.data_dir() / RESULTS_FILE, config.data_dir() / EMBEDDINGS_FILE
 
 
-def save_results(results: dict, arrays: dict) -> tuple:
+def save_results(results: dict, arrays: dict, params: dict, inputs=()) -> tuple:
     """data/clustering_results.json (tables, scores, histories) and data/clustering_embeddings.npz
-    (2-D views, cluster labels, PCA spectrum), each written atomically."""
-    import json
-
-    from . import config
-    from .datasets import save_npz
+    (2-D views, cluster labels, PCA spectrum), each written atomically with the same provenance record
+    (:mod:`helpers.provenance`: the data parameters and the fingerprint files they come from)."""
+    from . import provenance
 
     json_path, npz_path = results_paths()
-    save_npz(npz_path, arrays, {"params": results["params"]})
-    config.write_text(json_path, json.dumps(results, indent=1, default=_jsonable))
+    meta = provenance.record(NOTEBOOK_05, params, inputs=inputs, fingerprint=True, kind="clustering")
+    provenance.save_npz(npz_path, arrays, meta)
+    provenance.save_json(json_path, results, meta)
     return json_path, npz_path
 
 
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    raise TypeError(f"cannot store {type(v).__name__} in JSON")
-
-
 def load_results(expect: dict | None = None) -> tuple:
-    """What notebook 05 saved, checked against the data parameters ``expect``."""
-    import json
-
-    from .datasets import _require, check_params, load_npz
+    """What notebook 05 saved, checked (:mod:`helpers.provenance`) against the data parameters ``expect``, the
+    fingerprint settings and the fingerprint files it was computed from."""
+    from . import provenance
 
     json_path, npz_path = results_paths()
-    for path in (json_path, npz_path):
-        _require(path, NOTEBOOK_05)
-    results = json.loads(json_path.read_text())
-    arrays, meta = load_npz(npz_path)
-    for made, path in ((results, json_path), (meta, npz_path)):
-        check_params(made, expect or {}, path, "notebooks 01, 02 and then " + NOTEBOOK_05)
-    if meta["params"] != results["params"]:
-        from .datasets import StaleDataError
-
-        raise StaleDataError(f"{json_path.name} and {npz_path.name} come from different runs; rerun {NOTEBOOK_05}.")
+    notebook = "notebooks 01, 02 and then " + NOTEBOOK_05
+    results = provenance.load_json(json_path, notebook, expect)
+    arrays, meta = provenance.load_npz(npz_path, notebook, expect)
+    if meta["inputs"] != results["provenance"]["inputs"] or meta["params"] != results["provenance"]["params"]:
+        raise provenance.StaleDataError(f"{json_path.name} and {npz_path.name} come from different runs; "
+                                        f"rerun {NOTEBOOK_05}.")
     return results, arrays
 
 
 def table5_markdown(table, cnn_accuracy: float = float("nan")) -> str:
-    """Report Table 5 with ARI and NMI, the report's accuracy beside ours, and the CNN for reference."""
-    def pct(v):
-        return "—" if v != v else f"{100 * v:.2f} %"
+    """Report Table 5 with ARI and NMI, the report's accuracy beside ours, and the CNN for reference
+    (``DataFrame.to_markdown``)."""
+    import pandas as pd
 
-    lines = ["| embedding | dims | clustering | accuracy | ARI | NMI | report (accuracy) |", "|---|---|---|---|---|---|---|"]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r.embedding} | {r.dimensions} | {r.clustering} | {pct(r.accuracy)} | {r.ari:.4f} | "
-                     f"{r.nmi:.4f} | {pct(r.report_accuracy)} |")
-    lines.append(f"| CNN (supervised, notebook 03, held-out pristine) | — | — | {pct(cnn_accuracy)} | — | — | "
-                 f"{pct(REPORT_TABLE5['CNN'])} |")
-    return "\n".join(lines) + "\n"
+    def pct(v):
+        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
+
+    out = pd.DataFrame({"embedding": table["embedding"], "dims": table["dimensions"].astype(str),
+                        "clustering": table["clustering"], "accuracy": table["accuracy"].map(pct),
+                        "ARI": table["ari"].map(lambda v: f"{v:.4f}"), "NMI": table["nmi"].map(lambda v: f"{v:.4f}"),
+                        "report (accuracy)": table["report_accuracy"].map(pct)})
+    out.loc[len(out)] = ["CNN (supervised, notebook 03, held-out pristine)", "—", "—", pct(cnn_accuracy), "—", "—",
+                         pct(REPORT_TABLE5["CNN"])]
+    return out.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+# ---- notebook 05's steps --------------------------------------------------------------------------
+REPORT_ROWS = {"Linear PCA": "Linear PCA + K-Means", "Kernel PCA": "Kernel PCA + K-Means",
+               "Dense autoencoder": "Autoencoder + K-Means"}  # embedding -> its K-Means row in the report's Table 5
+
+
+def embed(method: str, X, reducers: dict) -> np.ndarray:
+    """New fingerprints X through the fitted reduction of ``method``: ``reducers`` maps "Linear PCA" and
+    "Kernel PCA" to fitted scikit-learn models (on :func:`ring_features`), "Dense autoencoder" and
+    "Convolutional autoencoder" to encoders (on :func:`flatten` and the image); "Azimuthal profile" needs none."""
+    if method in ("Linear PCA", "Kernel PCA"):
+        return reducers[method].transform(ring_features(X))
+    if method == "Dense autoencoder":
+        return encode(reducers[method], flatten(X))
+    if method == "Convolutional autoencoder":
+        return encode(reducers[method], check_fingerprints(X))
+    if method == "Azimuthal profile":
+        return normalised_profile(X)
+    raise ValueError(f"unknown embedding {method!r}")
+
+
+def table5_rows(fitted: dict, dimensions: dict, clusterers=CLUSTERERS) -> list:
+    """Rows of Table 5 from ``fitted`` ({embedding: :func:`cluster_and_score`}): accuracy, ARI, NMI and, for the
+    report's three K-Means rows, the report's accuracy."""
+    rows = []
+    for method, per in fitted.items():
+        for clusterer in clusterers:
+            f = per[clusterer]
+            key = REPORT_ROWS.get(method) if clusterer == "K-Means" else None
+            rows.append({"embedding": method, "dimensions": int(dimensions[method]), "clustering": clusterer,
+                         "accuracy": f["accuracy"], "ari": f["ari"], "nmi": f["nmi"],
+                         "report_accuracy": REPORT_TABLE5.get(key, np.nan)})
+    return rows
+
+
+def shortfall_lines(table, fits: dict, labels, class_names: list, label: str, embeddings: dict | None = None) -> list:
+    """For every row of ``table`` that has a report number: reached, or short by how many points, and where the
+    clusters of ``fits`` ({embedding: fitted K-Means}) misplace structures (the largest off-diagonal count and the
+    class spread over the most clusters), computed from the clusters themselves."""
+    lines = []
+    for r in table[table.report_accuracy.notna()].itertuples():
+        f = fits[r.embedding]
+        confusion = contingency(f["mapping"][f["clusters"]], labels)  # rows: named class, columns: true class
+        off = confusion - np.diag(np.diag(confusion))
+        named, true = np.unravel_index(off.argmax(), off.shape)
+        gap = 100 * (r.report_accuracy - r.accuracy)
+        verdict = (f"reaches the report's {100 * r.report_accuracy:.2f} % ({100 * r.accuracy:.2f} %)" if gap <= 0 else
+                   f"**{100 * r.accuracy:.2f} %, short of the report's {100 * r.report_accuracy:.2f} % by {gap:.2f} "
+                   "points**")
+        why = (f"; the largest share of its errors: {off[named, true]} of {off.sum()} misplaced structures are "
+               f"{class_names[true]} in the cluster named {class_names[named]}" if off.sum() else "")
+        members = contingency(f["clusters"], labels)  # rows: cluster, columns: true class
+        split = (members >= 0.1 * members.sum(axis=0)).sum(axis=0)  # clusters holding a tenth of a class or more
+        if split.max() > 1:
+            why += (f"; {class_names[split.argmax()]} is spread over {split.max()} clusters, which leaves fewer for "
+                    "the other classes")
+        if embeddings is not None and r.embedding == "Dense autoencoder":
+            E = embeddings[r.embedding]
+            dead = int(np.sum(E.std(axis=0) < 1e-6))
+            why += f"; {dead} of its {E.shape[1]} bottleneck units constant (ReLU switched off for every input)"
+        lines.append(f"* {r.embedding} + K-Means, {label}: {verdict}{why}.")
+    return lines
+
+
+def summary_lines(table5, n_train: int, n95: int) -> list:
+    """Notebook 05's summary, each number from this run's Table 5 or from the report's."""
+    top = table5.sort_values("accuracy", ascending=False).iloc[0]
+    k = table5[table5.clustering == "K-Means"].set_index("embedding")
+    best_key = max((key for key in REPORT_TABLE5 if key != "CNN"), key=REPORT_TABLE5.get)
+    ours = ", ".join(f"{m} + K-Means {100 * k.loc[m, 'accuracy']:.2f} %" for m in k.index)
+    return [f"* Best without labels: **{top.embedding} + {top.clustering}, {100 * top.accuracy:.2f} %** (ARI "
+            f"{top.ari:.3f}, NMI {top.nmi:.3f}) on {n_train} balanced training fingerprints; the report's best was "
+            f"{100 * REPORT_TABLE5[best_key]:.2f} % ({best_key}, imbalanced data).",
+            f"* K-Means on every embedding: {ours} (guessing: {100 / N_CLUSTERS:.2f} %).",
+            f"* PCA: {n95} components for 95 % of the variance (report: about 50)."]

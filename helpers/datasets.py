@@ -1,17 +1,12 @@
 """Generation and storage of the data sets (notebook 01) and their fingerprints (notebook 02).
 
-One .npz file per data set, written deterministically (same inputs, same bytes) and atomically
-(temporary file, then rename). Every file carries its generating parameters, seed and package
-versions; loading a file made with other parameters than the caller asks for stops with a
-message that names the notebook and the parameter to rerun.
+One .npz file per data set, written and checked by :mod:`helpers.provenance`: deterministically (same inputs,
+same bytes) and atomically. Every file carries its generating parameters, seeds and package versions; loading a
+file made with other parameters than the caller asks for, or from inputs that changed since, stops with a message
+that names the notebook (and the parameter) to rerun.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
-import zipfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,100 +14,16 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from . import config, defects, structures
-from .fingerprint import FINGERPRINT_PARAMS, diffraction_fingerprints
+from . import config, defects, provenance, structures
+from .fingerprint import diffraction_fingerprints
 from .parallel import map_chunks
+from .provenance import NOTEBOOK_01, NOTEBOOK_02, StaleDataError
 
-FORMAT_VERSION = 1
+__all__ = ["StaleDataError"]  # raised by the loaders below; defined in helpers.provenance
+
 STRUCTURE_SETS = ("train", "test_pristine", "test_vacancies", "test_displacements")
-NOTEBOOK_01 = "notebooks/01_data_generation.ipynb"
-NOTEBOOK_02 = "notebooks/02_diffraction_fingerprints.ipynb"
 _SIDE_CODE = {"train": 0, "test": 1}
 ANY_PREFIX = "any_"  # notebook 07's randomly oriented sets: data/structures_any_train.npz, ...
-
-
-class StaleDataError(RuntimeError):
-    """A data file exists but was made with other parameters, or from other inputs."""
-
-
-# ---- deterministic, atomic .npz ----------------------------------------------------------------
-def save_npz(path: Path, arrays: dict, meta: dict) -> Path:
-    """Write arrays and a JSON ``meta`` to ``path`` (.npz); same content -> identical bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            items = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
-            for name, value in items.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                with zf.open(info, "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_npz(path: Path) -> tuple[dict, dict]:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files if k != "meta"}
-        meta = json.loads(str(data["meta"]))
-    return arrays, meta
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def package_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "ase", "spglib", "xraydb", "crystal-fingerprints"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def check_params(meta: dict, expect: dict, path: Path, notebook: str) -> None:
-    """Stop when ``path`` was made with other parameters than ``expect``."""
-    made = meta.get("params", {})
-    for key, wanted in expect.items():
-        have = made.get(key, "<missing>")
-        same = (np.isclose(have, wanted) if isinstance(wanted, float) and isinstance(have, (int, float))
-                else have == wanted)
-        if not same:
-            raise StaleDataError(
-                f"{path} was made with {key}={have!r}, but this notebook asks for {key}={wanted!r}. "
-                f"Rerun {notebook} with `-p {key} {wanted}` (papermill), or set {key} = {have!r} in "
-                f"this notebook's parameters cell.")
-
-
-def check_fingerprint_params(made: dict | None, path: Path, notebook: str) -> None:
-    """Stop when ``path`` holds fingerprints (or a model trained on them) made with other settings than
-    this version of :mod:`helpers.fingerprint` uses (``FINGERPRINT_PARAMS``), naming what differs."""
-    current = json.loads(json.dumps(FINGERPRINT_PARAMS))
-    made = made or {}
-    if made != current:
-        changed = sorted(k for k in set(made) | set(current) if made.get(k) != current.get(k))
-        detail = "; ".join(f"{k}: {made.get(k, '<missing>')!r} there, {current.get(k, '<missing>')!r} now"
-                           for k in changed)
-        raise StaleDataError(f"{path} was made with other fingerprint settings than this version of "
-                             f"helpers.fingerprint uses ({detail}); rerun {notebook}.")
-
-
-def _require(path: Path, notebook: str) -> None:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run {notebook} first (`make run` runs the whole "
-                                f"series; `papermill {notebook} ...` runs one notebook).")
 
 
 # ---- structure sets ----------------------------------------------------------------------------
@@ -157,12 +68,41 @@ def fingerprint_path(name: str) -> Path:
     return config.data_dir() / f"fingerprints_{name}.npz"
 
 
+def known_sets(prefix: str = "") -> tuple:
+    """The names of the structure sets notebook 01 writes (``prefix`` ``ANY_PREFIX``: notebook 07's)."""
+    return tuple(prefix + n for n in STRUCTURE_SETS)
+
+
+def _check_name(name: str) -> None:
+    if name not in known_sets() + known_sets(ANY_PREFIX):
+        raise ValueError(f"unknown data set {name!r}: notebook 01 writes {', '.join(known_sets())}; notebook 07 "
+                         f"writes the same names with the prefix {ANY_PREFIX!r}")
+
+
+def _writer(name: str) -> str:
+    return provenance.NOTEBOOK_07 if name.startswith(ANY_PREFIX) else NOTEBOOK_01
+
+
 def load_structures(name: str, expect: dict | None = None) -> StructureSet:
-    """Load a structure set written by notebook 01, checking it was made with ``expect``."""
-    path = structure_path(name)
-    _require(path, NOTEBOOK_01)
-    arrays, meta = load_npz(path)
-    check_params(meta, expect or {}, path, NOTEBOOK_01)
+    """Load a structure set written by notebook 01 (or, for an ``any_`` set, notebook 07).
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`known_sets` (or with the prefix ``ANY_PREFIX``).
+    expect : dict, optional
+        Data parameters it must have been made with (e.g. ``{"data_seed": 0, "n_per_class": 1500}``).
+
+    Raises
+    ------
+    ValueError
+        For a name no notebook writes.
+    FileNotFoundError, StaleDataError
+        When the file is missing, damaged, of another format or made with other parameters; the message names
+        the notebook to rerun.
+    """
+    _check_name(name)
+    arrays, meta = provenance.load_npz(structure_path(name), _writer(name), expect)
     return StructureSet(name, arrays, meta)
 
 
@@ -221,7 +161,7 @@ def _pack(records: list, class_names: list) -> dict:
         "prototype": np.array([p.prototype for p in parents]),
         "spacegroup": np.array([p.space_group for p in parents], np.int16),
         "group": np.array([p.group for p in parents]),
-        "shape": np.array([p.shape_text for p in parents]),
+        "lattice_parameters": np.array([p.lattice_text for p in parents]),
         "nn_distance": np.array([p.nn_distance for p in parents]),
         "parent": np.array([r["parent"] for r in records], np.int32),
         "defect": np.array([r["defect"] for r in records]),
@@ -252,7 +192,7 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
         raise ValueError("n_per_class and n_test_per_class must be at least 1")
     if not 32 <= target_atoms <= 4096:
         raise ValueError(f"target_atoms must be between 32 and 4096, got {target_atoms}")
-    params = {"n_per_class": int(n_per_class), "n_test_per_class": int(n_test_per_class), "seed": int(seed),
+    params = {"n_per_class": int(n_per_class), "n_test_per_class": int(n_test_per_class), "data_seed": int(seed),
               "target_atoms": int(target_atoms), "vacancy_fraction": float(vacancy_fraction),
               "displacement_sigma": float(displacement_sigma), "test_fraction": float(test_fraction),
               "orientation": orientation, "cluster_fraction": float(cluster_fraction)}
@@ -294,18 +234,16 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
     sets = {"train": [_record(*rec, parent=p, index=i) for i, (p, recs) in enumerate(kept["train"]) for rec in recs]}
     for k, name in enumerate(STRUCTURE_SETS[1:]):
         sets[name] = [_record(*recs[k], parent=p, index=i) for i, (p, recs) in enumerate(kept["test"])]
-    versions = package_versions()
     out = {}
     for name, records in sets.items():
-        meta = {"kind": "structures", "name": name, "params": params, "versions": versions,
-                "dropped": dropped["train" if name == "train" else "test"], "format_version": FORMAT_VERSION}
-        meta["name"] = name_prefix + name
+        meta = provenance.record(_writer(name_prefix + name), params, kind="structures", name=name_prefix + name,
+                                 dropped=dropped["train" if name == "train" else "test"])
         out[name] = StructureSet(name_prefix + name, _pack(records, class_names), meta)
     return out
 
 
 def save_structure_set(dataset: StructureSet) -> Path:
-    return save_npz(structure_path(dataset.name), dataset.arrays, dataset.meta)
+    return provenance.save_npz(structure_path(dataset.name), dataset.arrays, dataset.meta)
 
 
 # ---- fingerprint sets --------------------------------------------------------------------------
@@ -329,26 +267,23 @@ def compute_fingerprint_set(source: StructureSet, n_jobs: int | None = None, pro
     X = diffraction_fingerprints(source.all_atoms(), n_jobs=n_jobs, progress=progress, desc=source.name)
     arrays = {"X": X, **{k: source.arrays[k] for k in _CARRIED}}
     path = structure_path(source.name)
-    meta = {"kind": "fingerprints", "name": source.name, "params": source.meta["params"],
-            "fingerprint": FINGERPRINT_PARAMS, "source": path.name,
-            "source_sha256": file_sha256(path) if path.exists() else None,
-            "versions": package_versions(), "format_version": FORMAT_VERSION}
+    writer = NOTEBOOK_02 if not source.name.startswith(ANY_PREFIX) else provenance.NOTEBOOK_07
+    meta = provenance.record(writer, source.meta["params"], inputs=[path] if path.exists() else [],
+                             fingerprint=True, kind="fingerprints", name=source.name)
     return FingerprintSet(source.name, arrays, meta)
 
 
 def save_fingerprint_set(fps: FingerprintSet) -> Path:
-    return save_npz(fingerprint_path(fps.name), fps.arrays, fps.meta)
+    return provenance.save_npz(fingerprint_path(fps.name), fps.arrays, fps.meta)
 
 
 def load_fingerprints(name: str, expect: dict | None = None) -> FingerprintSet:
-    """Load fingerprints written by notebook 02; stops if they were made with other parameters or
-    from a structure file that has since been regenerated."""
-    path = fingerprint_path(name)
-    _require(path, NOTEBOOK_02)
-    arrays, meta = load_npz(path)
-    check_params(meta, expect or {}, path, NOTEBOOK_01 + " and then " + NOTEBOOK_02)
-    check_fingerprint_params(meta.get("fingerprint"), path, NOTEBOOK_02)
-    source = structure_path(name)
-    if source.exists() and meta.get("source_sha256") not in (None, file_sha256(source)):
-        raise StaleDataError(f"{path} was computed from an earlier {source.name}; rerun {NOTEBOOK_02}.")
+    """Load fingerprints written by notebook 02 (07 for an ``any_`` set).
+
+    Stops (:class:`~helpers.provenance.StaleDataError`, naming the notebook to rerun) when they were made with
+    other data parameters than ``expect``, with other fingerprint settings than this version of
+    :mod:`helpers.fingerprint` uses, or from a structure file that has been regenerated since."""
+    _check_name(name)
+    writer = NOTEBOOK_02 if not name.startswith(ANY_PREFIX) else provenance.NOTEBOOK_07
+    arrays, meta = provenance.load_npz(fingerprint_path(name), writer, expect)
     return FingerprintSet(name, arrays, meta)

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .datasets import StaleDataError, check_fingerprint_params, check_params, file_sha256, package_versions
-from .fingerprint import FINGERPRINT_PARAMS, SHAPE, ring_mask
+from . import config, provenance
+from .fingerprint import SHAPE, ring_mask
+from .provenance import NOTEBOOK_03, NOTEBOOK_07, StaleDataError, file_sha256
 from .structures import CLASSES
-
-NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
-NOTEBOOK_07 = "notebooks/07_any_orientation.ipynb"
 #: The two saved models: that of the paper's protocol (notebook 03, crystals in their standard orientation) and the
 #: orientation-free one (notebook 07, crystals in any orientation, answered from several views): file stem and the
 #: notebook that writes it.
@@ -30,9 +27,10 @@ TRAINING_FLOP_FACTOR = 3.0  # a training step ~ forward + gradients w.r.t. input
 
 
 def keras_module():
-    import keras
+    """``keras``, imported once with TensorFlow's native start-up messages filtered (:func:`helpers.quiet.import_keras`)."""
+    from .quiet import import_keras
 
-    return keras
+    return import_keras()
 
 
 def build_model(n_classes: int = len(CLASSES), input_shape: tuple = SHAPE, seed: int | None = None,
@@ -152,65 +150,68 @@ def symmetric_standardisation(X: np.ndarray, batch: int = 512) -> tuple:
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple:
-    """Indices (train, validation) with ``fraction`` of every class in validation (at least one
-    sample of a class that has two or more)."""
+    """Indices (train, validation), sorted, with ``fraction`` of every class in validation
+    (``sklearn.model_selection.train_test_split`` with ``stratify=y``)."""
+    from sklearn.model_selection import train_test_split
+
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng([seed, 5])
-    train, val = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = int(round(fraction * len(idx)))
-        n_val = min(max(n_val, 1 if len(idx) > 1 else 0), len(idx) - 1)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    y = np.asarray(y)
+    counts = np.bincount(np.unique(y, return_inverse=True)[1])
+    if counts.min() < 2:
+        raise ValueError(f"every class needs at least 2 samples for a stratified validation split; the smallest "
+                         f"has {counts.min()}")
+    n_val = max(int(round(fraction * len(y))), len(counts))  # at least one sample of every class
+    if n_val > len(y) - len(counts):
+        raise ValueError(f"{len(y)} samples of {len(counts)} classes are too few for a validation fraction of {fraction}")
+    train, val = train_test_split(np.arange(len(y)), test_size=n_val, stratify=y, random_state=int(seed))
+    return np.sort(train), np.sort(val)
 
 
-def _callbacks(n_batches: int, epochs: int, progress: bool, monitor: str = "val_accuracy"):
+TIE_BREAK = "val_accuracy_then_loss"  # the key the kept epoch is chosen by when monitoring validation accuracy
+
+
+def training_callbacks(epochs: int, progress: bool = True, monitor: str = "val_accuracy") -> tuple:
+    """Keras callbacks of every training here: ``(keep, timer, [score,] [bar])``.
+
+    * ``keep``: ``keras.callbacks.EarlyStopping(restore_best_weights=True)`` with a patience of all the epochs, so it
+      never stops training early but puts back the weights of the best epoch when training ends (``keep.best_epoch``,
+      0-based). For a loss ("min") that is the lowest ``monitor``. For ``monitor="val_accuracy"`` it is the highest
+      validation accuracy, and among epochs of equal accuracy the one with the lowest validation loss: ``score``
+      writes ``val_accuracy - 1e-6 * val_loss`` into the logs under ``TIE_BREAK`` before ``keep`` reads them (an
+      accuracy step, one validation sample, is at least a thousand times larger). Otherwise a small run whose
+      validation accuracy reaches 1 in its first epoch would keep that barely trained network.
+    * ``timer``: the wall time of every epoch, in ``timer.seconds``.
+    * ``bar``: ``tqdm.keras.TqdmCallback``, one bar over the epochs (none when ``progress`` is false).
+    """
     keras = keras_module()
+    from tqdm.keras import TqdmCallback
 
-    class KeepBest(keras.callbacks.Callback):
-        """Remember the weights of the epoch with the best validation accuracy (the first one on a
-        tie) and put them back when training ends; also time every epoch."""
-
-        def __init__(self):
-            super().__init__()
-            self.best, self.best_epoch, self.weights, self.seconds = -np.inf, -1, None, []
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
 
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self._t0)
-            acc = float((logs or {}).get("val_accuracy", -np.inf))
-            if acc > self.best:
-                self.best, self.best_epoch, self.weights = acc, epoch, self.model.get_weights()
 
-        def on_train_end(self, logs=None):
-            if self.weights is not None:
-                self.model.set_weights(self.weights)
-
-    class Bar(keras.callbacks.Callback):
-        """One tqdm bar over all batches of all epochs, with the latest loss and accuracy."""
-
-        def on_train_begin(self, logs=None):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=n_batches * epochs, desc="training", unit="batch", disable=not progress)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.bar.update(1)
-
+    class AccuracyThenLoss(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix({"epoch": epoch + 1, "loss": f"{logs.get('loss', np.nan):.4f}",
-                                  monitor: f"{logs.get(monitor, np.nan):.4f}"})
+            if logs is not None and "val_accuracy" in logs and "val_loss" in logs:
+                logs[TIE_BREAK] = float(logs["val_accuracy"]) - 1e-6 * min(float(logs["val_loss"]), 1e3)
 
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return KeepBest(), Bar()
+    tie_break = monitor == "val_accuracy"
+    keep = keras.callbacks.EarlyStopping(monitor=TIE_BREAK if tie_break else monitor,
+                                         mode="min" if monitor.endswith("loss") else "max",
+                                         patience=epochs + 1, restore_best_weights=True)
+    callbacks = [keep, EpochTimer()]
+    if tie_break:
+        callbacks.insert(0, AccuracyThenLoss())  # before keep: it reads what this one writes
+    if progress:
+        callbacks.append(TqdmCallback(epochs=epochs, verbose=0, desc="training"))
+    return tuple(callbacks)
 
 
 def ema_momentum_for(steps_per_epoch: int) -> float:
@@ -247,7 +248,8 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
           elements=None, standardise: bool = False, average_weights: bool = False, ema_momentum: float | None = None,
           callbacks=(), precision: str = "float32"):
     """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
-    validation split, the epoch with the best validation accuracy kept.
+    validation split, the epoch with the best validation accuracy kept (of equal ones, that of the lowest validation
+    loss: :func:`training_callbacks`).
 
     ``precision`` (:func:`resolve_precision`): with "mixed_bfloat16" the network computes in bfloat16 during
     training; the model returned is the same network in float32 with the trained weights, so it runs and saves
@@ -293,7 +295,9 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **average), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
-    keep, bar = _callbacks(steps, epochs, progress)
+    own = training_callbacks(epochs, progress)
+    keep, timer = own[1], own[2]
+    callbacks = [*own, *callbacks]
     if elements is None:
         data = {"x": X[train_idx], "y": onehot[y[train_idx]], "batch_size": batch_size, "shuffle": True}
     else:
@@ -305,13 +309,14 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
                              f"got shape {elements.shape}")
         data = {"x": augment.batches(X[train_idx], onehot[y[train_idx]], elements[train_idx], batch_size, seed)}
     history = model.fit(**data, epochs=epochs, validation_data=(X[val_idx], onehot[y[val_idx]]),
-                        callbacks=[keep, bar, *callbacks], verbose=verbose)
-    info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-            "best_epoch": int(keep.best_epoch) + 1, "best_val_accuracy": float(keep.best),
-            "seconds_per_epoch": [float(s) for s in keep.seconds], "n_train": int(len(train_idx)),
+                        callbacks=callbacks, verbose=verbose)
+    info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items() if k != TIE_BREAK},
+            "best_epoch": int(keep.best_epoch) + 1,
+            "best_val_accuracy": float(history.history["val_accuracy"][keep.best_epoch]),
+            "seconds_per_epoch": [float(s) for s in timer.seconds], "n_train": int(len(train_idx)),
             "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
             "batch_size": int(batch_size), "learning_rate": float(learning_rate),
-            "validation_fraction": float(validation_fraction), "seed": int(seed),
+            "validation_fraction": float(validation_fraction), "seed": int(seed),  # the training seed
             "augmented": elements is not None, "ema_momentum": None if ema_momentum is None else float(ema_momentum),
             "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None,
             "precision": precision}
@@ -354,60 +359,87 @@ def model_paths(directory: Path | None = None, kind: str = "paper") -> tuple:
 
 
 def save_model(model, info: dict, directory: Path | None = None, extra: dict | None = None,
-               kind: str = "paper") -> Path:
-    """Write the model (.keras) and, beside it, a JSON file with what is needed to use it again:
-    class names, fingerprint parameters, package versions, training parameters and results, and
-    the model file's SHA-256. Both are written to temporary files and renamed. ``kind``: "paper" (notebook 03's
-    model) or "any_orientation" (notebook 07's)."""
+               kind: str = "paper", params: dict | None = None, inputs=()) -> Path:
+    """Save a trained model and its provenance.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained network.
+    info : dict
+        What :func:`train` returned beside the model (history, best epoch, ...).
+    directory : path, optional
+        Where to write (default ``data/``).
+    extra : dict, optional
+        More entries for the metadata file.
+    kind : str
+        "paper" (notebook 03's model) or "any_orientation" (notebook 07's); see ``MODEL_KINDS``.
+    params : dict, optional
+        The data parameters of the fingerprints it was trained on (checked by :func:`check_trained_on`).
+    inputs : iterable of path
+        The files it was trained from; a later change to one of them makes the model stale.
+
+    Returns
+    -------
+    Path
+        The model file. Beside it, a JSON file holds the class names, fingerprint settings, package versions,
+        training parameters and results, the provenance record (:mod:`helpers.provenance`) and the model file's
+        SHA-256. Both are written to temporary files and renamed.
+    """
     keras = keras_module()
     path, meta_path = model_paths(directory, kind)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # Keras wants the .keras suffix
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = provenance.temporary_path(path)  # Keras wants the .keras suffix: the temporary name keeps it
     try:
-        _write_model(model, info, {"model_kind": kind, **(extra or {})}, tmp, tmp_meta, keras)
+        model.save(tmp)
+        meta = {**provenance.record(MODEL_KINDS[check_kind(kind)][1], params, inputs=inputs, fingerprint=True),
+                "kind": "cnn_model", "model_kind": kind, "class_names": list(CLASSES), "input_shape": list(SHAPE),
+                "keras_backend": keras.backend.backend(), "keras": keras.__version__,
+                "training": {k: v for k, v in info.items() if k != "validation_index"},
+                "model_sha256": file_sha256(tmp), **(extra or {})}
         os.replace(tmp, path)
-        os.replace(tmp_meta, meta_path)
+        provenance.write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=provenance._jsonable))
     finally:
-        for t in (tmp, tmp_meta):
-            t.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return path
 
 
-def _write_model(model, info: dict, extra: dict | None, tmp: Path, tmp_meta: Path, keras) -> None:
-    model.save(tmp)
-    meta = {"kind": "cnn_model", "class_names": list(CLASSES), "fingerprint": FINGERPRINT_PARAMS,
-            "input_shape": list(SHAPE), "keras_backend": keras.backend.backend(),
-            "versions": {**package_versions(), "keras": keras.__version__},
-            "training": {k: v for k, v in info.items() if k != "validation_index"},
-            "model_sha256": file_sha256(tmp), **(extra or {})}
-    tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
-
-
 def load_model(directory: Path | None = None, kind: str = "paper"):
-    """The model of ``kind`` that its notebook saved (03 for "paper", 07 for "any_orientation") and its metadata;
-    stops with a message naming that notebook when there is none, or when it was made for other fingerprint
-    parameters or classes."""
+    """The model of ``kind`` that its notebook saved (03 for "paper", 07 for "any_orientation") and its metadata.
+
+    Stops with a message naming that notebook when there is none, when the model file and its metadata do not
+    belong together, or when it was made in another file format, for other fingerprint settings or other classes.
+    The files it was trained from are not checked here (a model copied elsewhere stays usable): a notebook that
+    needs the model to match its data calls :func:`check_trained_on`."""
     keras = keras_module()
     path, meta_path = model_paths(directory, kind)
     notebook = MODEL_KINDS[kind][1]
     if not path.exists() or not meta_path.exists():
         raise FileNotFoundError(f"no trained model at {path}: run {notebook} first (or pass a model).")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as exc:
+        raise StaleDataError(f"{meta_path} cannot be read ({exc}); rerun {notebook}.") from exc
     if meta.get("model_sha256") != file_sha256(path):
         raise StaleDataError(f"{path} does not match {meta_path.name} (one was rewritten without the "
                              f"other); rerun {notebook}.")
-    check_fingerprint_params(meta.get("fingerprint"), path, f"notebooks 02 and {notebook}")
+    provenance.check_format(meta, meta_path, notebook)
+    provenance.check_fingerprint_params(meta.get("fingerprint"), path, f"notebooks 02 and {notebook}")
     if meta.get("class_names") != list(CLASSES):
         raise StaleDataError(f"{path} predicts classes {meta.get('class_names')}, not {list(CLASSES)}; "
                              f"rerun {notebook}.")
     return keras.saving.load_model(path), meta
 
 
-def check_trained_on(meta: dict, expect: dict) -> None:
-    """Stop when the saved model was trained on data made with other parameters than ``expect``."""
-    made = meta.get("data", {}).get("params", {})
-    check_params({"params": made}, {k: v for k, v in expect.items() if k in made}, model_paths()[0],
-                 f"notebooks 01-03 (the model: {NOTEBOOK_03})")
+def check_trained_on(meta: dict, expect: dict, kind: str = "paper") -> None:
+    """Stop when the saved model of ``kind`` was trained on data made with other parameters than ``expect``, or
+    from fingerprint files that have been rewritten since."""
+    path = model_paths(kind=kind)[0]
+    notebook = MODEL_KINDS[check_kind(kind)][1]
+    made = meta.get("params", {})
+    provenance.check_params({"params": made}, {k: v for k, v in expect.items() if k in made}, path,
+                            f"notebooks 01-03 (the model: {notebook})")
+    provenance.check_inputs(meta, path, notebook)
 
 
 # ---- Monte-Carlo dropout ----------------------------------------------------------------------
@@ -427,12 +459,6 @@ def dense_features(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.asarray(sub.predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0), np.float64)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def mc_dropout_samples(model, X: np.ndarray, n_samples: int = 50, seed: int = 0, rate: float | None = None,
                        features: np.ndarray | None = None) -> np.ndarray:
     """Class probabilities of ``n_samples`` stochastic forward passes, shape (n_samples, n, classes).
@@ -442,6 +468,8 @@ def mc_dropout_samples(model, X: np.ndarray, n_samples: int = 50, seed: int = 0,
     batch norm (inference statistics) and the softmax layer. ``rate=0`` gives the deterministic
     prediction of ``model.predict``.
     """
+    from scipy.special import softmax
+
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     H = dense_features(model, X) if features is None else np.asarray(features, np.float64)
@@ -454,21 +482,19 @@ def mc_dropout_samples(model, X: np.ndarray, n_samples: int = 50, seed: int = 0,
         # is in the batch or where it stands in it (per input, the passes are still independent draws).
         keep = rng.random(H.shape[1]) >= rate
         Z = (H * keep / (1.0 - rate)) * head["scale"] + head["shift"]
-        out[t] = _softmax(Z @ head["W"] + head["b"])
+        out[t] = softmax(Z @ head["W"] + head["b"], axis=-1)
     return out
-
-
-def _entropy(p: np.ndarray) -> np.ndarray:
-    return -np.sum(p * np.log(np.clip(p, 1e-12, 1.0)), axis=-1)
 
 
 def uncertainty(samples: np.ndarray) -> dict:
     """Mean probability, predictive entropy H[E p] and mutual information H[E p] - E H[p] (the part
     of the entropy that comes from the model's uncertainty) over the MC-dropout samples, in nats.
     Both lie in [0, ln(number of classes)]."""
+    from scipy.stats import entropy as shannon
+
     mean = samples.mean(axis=0)
-    entropy = _entropy(mean)
-    mutual_information = np.maximum(entropy - _entropy(samples).mean(axis=0), 0.0)
+    entropy = shannon(mean, axis=-1)
+    mutual_information = np.maximum(entropy - shannon(samples, axis=-1).mean(axis=0), 0.0)
     return {"mean_probability": mean, "predictive_entropy": entropy, "mutual_information": mutual_information}
 
 
@@ -484,18 +510,32 @@ def mc_dropout(model, X: np.ndarray, n_samples: int = 50, seed: int = 0) -> dict
 
 
 # ---- evaluation -------------------------------------------------------------------------------
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
-    m = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return m
+def check_labels(y, name: str = "labels", n_classes: int = len(CLASSES)) -> np.ndarray:
+    """``y`` as an integer array of class indices in [0, n_classes); a ValueError naming the classes otherwise."""
+    y = np.asarray(y)
+    if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D array of class indices, got shape {y.shape} and dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name} must be class indices 0..{n_classes - 1} ({', '.join(CLASSES)}); "
+                         f"found {int(y.min())}..{int(y.max())}")
+    return y
 
 
-def precision_recall(matrix: np.ndarray):
-    """Per-class precision and recall from a confusion matrix (rows true, columns predicted); NaN
-    where a class was never predicted / never present."""
-    tp = np.diag(matrix).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tp / matrix.sum(axis=0)
-        recall = tp / matrix.sum(axis=1)
+def confusion(y_true, y_pred, n_classes: int = len(CLASSES)) -> np.ndarray:
+    """Confusion matrix, rows true and columns predicted class (``sklearn.metrics.confusion_matrix`` over all
+    ``n_classes`` classes, present or not)."""
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = check_labels(y_true, "y_true", n_classes), check_labels(y_pred, "y_pred", n_classes)
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+
+
+def precision_recall(y_true, y_pred, n_classes: int = len(CLASSES)) -> tuple:
+    """Per-class precision and recall (``sklearn.metrics.precision_recall_fscore_support``); NaN where a class
+    was never predicted (precision) or never present (recall)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    y_true, y_pred = check_labels(y_true, "y_true", n_classes), check_labels(y_pred, "y_pred", n_classes)
+    precision, recall, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=np.arange(n_classes),
+                                                              zero_division=np.nan)
     return precision, recall
-

@@ -112,7 +112,7 @@ def structures_per_class(test_set, class_names: list):
     first = [int(np.flatnonzero(test_set["label"] == i)[0]) for i in range(len(class_names))]
     fig, axes = plt.subplots(2, len(class_names), figsize=(2.3 * len(class_names), 4.8), squeeze=False)
     for k, i in enumerate(first):
-        shape = tuple((kv.split("=")[0], float(kv.split("=")[1])) for kv in str(test_set["shape"][i]).split(",") if kv)
+        shape = tuple((kv.split("=")[0], float(kv.split("=")[1])) for kv in str(test_set["lattice_parameters"][i]).split(",") if kv)
         parent = structures.Parent(class_names[test_set["label"][i]], str(test_set["prototype"][i]),
                                    str(test_set["element"][i]), float(test_set["nn_distance"][i]), shape)
         cell = parent.conventional_cell()
@@ -272,3 +272,48 @@ def robustness_curves(table, title: str | None = None):
     fig.suptitle(title or f"CNN against spglib on the same held-out parents (n = {int(pristine.n)} per level)")
     fig.tight_layout()
     return fig
+
+
+def uncertainty_by_level(per_structure):
+    """Predictive entropy (boxes) and mean mutual information (red) of every answer against the vacancy level (left)
+    and the displacement level (right); ``per_structure`` is :func:`helpers.robustness.score`'s first table with
+    ``predictive_entropy`` and ``mutual_information`` columns."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, defect, xlabel in zip(axes, ["vacancies", "displacements"],
+                                  ["vacancies (% of atoms)", "displacement σ (% of NN distance)"]):
+        sub = per_structure[per_structure.defect.isin(["none", defect])].copy()
+        sub["level (%)"] = (100 * sub.level).round(2).astype(str)
+        sns.boxplot(data=sub, x="level (%)", y="predictive_entropy", ax=ax, color="tab:blue", fliersize=1.5)
+        means = sub.groupby("level (%)", sort=False).mutual_information.mean()
+        ax.plot(range(len(means)), means.to_numpy(), "r^-", label="mean mutual information")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("nats")
+        ax.legend(loc="upper left")
+    axes[0].set_title("Predictive entropy against the vacancy level")
+    axes[1].set_title("... and against the displacements")
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_gallery(X, y_true, probability, class_names: list, captions=None, n: int = 14):
+    """The wrong answers among fingerprints ``X``: each with its true class, the class named and that class's
+    probability, most confident mistakes first. When every answer is right, the ``n`` right answers with the lowest
+    probability of their class instead (the closest calls), and the title says so. Returns ``(figure, indices)``."""
+    y_true, probability = np.asarray(y_true), np.asarray(probability)
+    predicted = probability.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_true)
+    if len(wrong):
+        order = wrong[np.argsort(-probability[wrong, predicted[wrong]], kind="stable")][:n]
+        heading = f"{len(wrong)} of {len(y_true)} named wrong" + (f" (the {len(order)} most confident)"
+                                                                  if len(wrong) > len(order) else "")
+    else:
+        order = np.argsort(probability[np.arange(len(y_true)), y_true], kind="stable")[:n]
+        heading = f"all {len(y_true)} named right: the {len(order)} closest calls"
+    titles = [f"{class_names[y_true[i]]} → {class_names[predicted[i]]} ({probability[i, predicted[i]]:.2f})"
+              + (f"\n{captions[i]}" if captions is not None else "") for i in order]
+    fig = fingerprint_grid([X[i] for i in order], titles, ncols=min(7, max(len(order), 1)), size=2.1)
+    fig.suptitle(heading, y=1.02)
+    return fig, order

@@ -50,7 +50,7 @@ NN_SCALE_BIN = 0.03
 
 
 @dataclass(frozen=True)
-class ShapeParameter:
+class LatticeParameter:
     """A lattice parameter of a prototype beyond the scale: its allowed intervals and group bin."""
 
     name: str
@@ -73,11 +73,11 @@ class Prototype:
     class_name: str
     space_group: int
     description: str
-    shape: tuple = field(default_factory=tuple)  # ShapeParameter, ...
+    lattice_parameters: tuple = field(default_factory=tuple)  # LatticeParameter, ...
 
-    def conventional_cell(self, element: str, **shape) -> Atoms:
+    def conventional_cell(self, element: str, **lattice_parameters) -> Atoms:
         """Pristine conventional cell in the standard setting, lattice parameter a = 1 (unscaled)."""
-        return _BUILDERS[self.name](element, **shape)
+        return _BUILDERS[self.name](element, **lattice_parameters)
 
 
 def _hexagonal(element, basis, c_over_a, sg):
@@ -114,22 +114,22 @@ _BUILDERS = {
 PROTOTYPES = {p.name: p for p in (
     # c/a kept away from 1 (bcc) and sqrt(2) (fcc)
     Prototype("In", "bct_139", 139, "In type (A6), I4/mmm 2a",
-              (ShapeParameter("c_over_a", ((0.80, 0.93), (1.07, 1.34), (1.49, 1.80)), 0.05),)),
+              (LatticeParameter("c_over_a", ((0.80, 0.93), (1.07, 1.34), (1.49, 1.80)), 0.05),)),
     Prototype("beta-Sn", "bct_141", 141, "beta-Sn (A5), I4_1/amd 4a",
-              (ShapeParameter("c_over_a", ((0.50, 0.60),), 0.025),)),
+              (LatticeParameter("c_over_a", ((0.50, 0.60),), 0.025),)),
     Prototype("alpha-As", "hex_rh", 166, "alpha-As (A7), R-3m 6c",
-              (ShapeParameter("c_over_a", ((2.60, 2.85),), 0.0625), ShapeParameter("u", ((0.220, 0.230),), 0.0025))),
+              (LatticeParameter("c_over_a", ((2.60, 2.85),), 0.0625), LatticeParameter("u", ((0.220, 0.230),), 0.0025))),
     # alpha = 60 deg would be fcc, 90 deg sc
     Prototype("alpha-Hg", "hex_rh", 166, "alpha-Hg (A10), R-3m 3a",
-              (ShapeParameter("alpha_deg", ((65.0, 80.0),), 3.75),)),
+              (LatticeParameter("alpha_deg", ((65.0, 80.0),), 3.75),)),
     Prototype("alpha-Sm", "hex_rh", 166, "alpha-Sm (C19), R-3m 3a + 6c",
-              (ShapeParameter("c_over_a", ((7.0, 7.4),), 0.1), ShapeParameter("z", ((0.219, 0.225),), 0.0015))),
+              (LatticeParameter("c_over_a", ((7.0, 7.4),), 0.1), LatticeParameter("z", ((0.219, 0.225),), 0.0015))),
     Prototype("hcp", "hex_rh", 194, "hcp (A3), P6_3/mmc 2c",
-              (ShapeParameter("c_over_a", ((1.50, 1.70),), 0.05),)),
+              (LatticeParameter("c_over_a", ((1.50, 1.70),), 0.05),)),
     Prototype("dhcp", "hex_rh", 194, "double hcp (La), P6_3/mmc 2a + 2c",
-              (ShapeParameter("c_over_a", ((3.10, 3.30),), 0.05),)),
+              (LatticeParameter("c_over_a", ((3.10, 3.30),), 0.05),)),
     Prototype("graphite", "hex_rh", 194, "graphite (A9), P6_3/mmc 2b + 2c",
-              (ShapeParameter("c_over_a", ((2.60, 2.80),), 0.05),)),
+              (LatticeParameter("c_over_a", ((2.60, 2.80),), 0.05),)),
     Prototype("alpha-Po", "sc", 221, "alpha-Po (A_h), Pm-3m 1a"),
     Prototype("Cu", "fcc", 225, "Cu (A1), Fm-3m 4a"),
     Prototype("diamond", "diam", 227, "diamond (A4), Fd-3m 8a"),
@@ -176,7 +176,7 @@ class Parent:
     prototype: str
     element: str
     nn_distance: float  # Angstrom
-    shape: tuple  # ((name, value), ...)
+    lattice_parameters: tuple  # ((name, value), ...): c/a, angles, internal coordinates
 
     @property
     def group(self) -> str:
@@ -184,32 +184,32 @@ class Parent:
         proto = PROTOTYPES[self.prototype]
         scale = self.nn_distance / reference_nn_distance(self.element)
         bins = [f"nn{int(math.floor((scale - NN_SCALE_RANGE[0]) / NN_SCALE_BIN + 1e-9))}"]
-        bins += [f"{p.name}{p.bin(v)}" for p, (_, v) in zip(proto.shape, self.shape)]
+        bins += [f"{p.name}{p.bin(v)}" for p, (_, v) in zip(proto.lattice_parameters, self.lattice_parameters)]
         return "|".join([self.element, self.prototype] + bins)
 
     @property
-    def shape_text(self) -> str:
-        return ",".join(f"{k}={v:.4f}" for k, v in self.shape)
+    def lattice_text(self) -> str:
+        return ",".join(f"{k}={v:.4f}" for k, v in self.lattice_parameters)
 
     @property
     def space_group(self) -> int:
         """spglib's space group of the pristine cell, scaled to mean NN distance 1 Angstrom
         (symprec 1e-3, i.e. relative to the NN distance)."""
-        return _unit_cell(self.prototype, self.shape)[0]
+        return _unit_cell(self.prototype, self.lattice_parameters)[0]
 
     def conventional_cell(self) -> Atoms:
         """Pristine conventional cell (ASE, standard setting), scaled to this parent's NN distance."""
-        _, lattice, frac, n = _unit_cell(self.prototype, self.shape)
+        _, lattice, frac, n = _unit_cell(self.prototype, self.lattice_parameters)
         return Atoms(numbers=[atomic_numbers[self.element]] * n, cell=lattice * self.nn_distance,
                      scaled_positions=frac, pbc=True)
 
 
 @lru_cache(maxsize=8192)
-def _unit_cell(prototype: str, shape: tuple):
+def _unit_cell(prototype: str, lattice_parameters: tuple):
     """Space group and conventional cell of a prototype with these lattice parameters at mean NN
     distance 1 Angstrom. Neither depends on the element or the scale, so both are computed once
-    per (prototype, shape) (spglib takes up to 10 ms on a cubic cell)."""
-    atoms = PROTOTYPES[prototype].conventional_cell("Cu", **dict(shape))
+    per (prototype, lattice parameters) (spglib takes up to 10 ms on a cubic cell)."""
+    atoms = PROTOTYPES[prototype].conventional_cell("Cu", **dict(lattice_parameters))
     atoms.set_cell(atoms.cell[:] / mean_nn(atoms), scale_atoms=True)
     return space_group(atoms, symprec=1e-3), np.asarray(atoms.cell[:]), atoms.get_scaled_positions(), len(atoms)
 
@@ -224,8 +224,8 @@ def draw_parent(class_name: str, rng: np.random.Generator, elements=ELEMENTS) ->
     prototype = PROTOTYPES[CLASS_PROTOTYPES[class_name][rng.integers(len(CLASS_PROTOTYPES[class_name]))]]
     element = elements[rng.integers(len(elements))]
     scale = rng.uniform(*NN_SCALE_RANGE)
-    shape = tuple((p.name, round(p.sample(rng), 6)) for p in prototype.shape)
-    return Parent(class_name, prototype.name, element, round(reference_nn_distance(element) * scale, 6), shape)
+    values = tuple((p.name, round(p.sample(rng), 6)) for p in prototype.lattice_parameters)
+    return Parent(class_name, prototype.name, element, round(reference_nn_distance(element) * scale, 6), values)
 
 
 def draw_parents(class_name: str, n: int, side: str, seed: int, test_fraction: float,
@@ -256,13 +256,10 @@ def check_orientation(orientation) -> str:
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Rotation matrix drawn uniformly from SO(3) (normalised Gaussian quaternion)."""
-    w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    """Rotation matrix drawn uniformly from SO(3) (``scipy.spatial.transform.Rotation.random``)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.random(rng=rng).as_matrix()
 
 
 def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
@@ -337,9 +334,9 @@ def example_structure(class_name: str, element: str | None = None, rng: np.rando
     prototype = PROTOTYPES[CLASS_PROTOTYPES[class_name][0]]
     element = element or {"bct_139": "In", "bct_141": "Sn", "hex_rh": "As", "sc": "Po", "fcc": "Cu",
                            "diam": "Si", "bcc": "W"}[class_name]
-    shape = tuple((p.name, 0.5 * (p.intervals[0][0] + p.intervals[-1][1]) if len(p.intervals) == 1
-                   else 0.5 * sum(p.intervals[-1])) for p in prototype.shape)
-    parent = Parent(class_name, prototype.name, element, reference_nn_distance(element), shape)
+    values = tuple((p.name, 0.5 * (p.intervals[0][0] + p.intervals[-1][1]) if len(p.intervals) == 1
+                    else 0.5 * sum(p.intervals[-1])) for p in prototype.lattice_parameters)
+    parent = Parent(class_name, prototype.name, element, reference_nn_distance(element), values)
     rng = np.random.default_rng(0) if rng is None else rng
     atoms = prepared_parent(parent, rng, target_atoms=target_atoms)
     return atoms if rotation is None else rotate(atoms, rotation)
