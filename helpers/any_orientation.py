@@ -66,20 +66,23 @@ def robustness_table(runs: dict, paper_predicted: np.ndarray, view_probability: 
 
 
 def table_markdown(table, n_views: int) -> str:
-    """The side-by-side robustness table in Markdown: accuracies in per cent, uncertainties in nats."""
+    """The side-by-side robustness table in Markdown (``DataFrame.to_markdown``): accuracies in per cent,
+    uncertainties in nats."""
     import pandas as pd
 
+    def pct(v):
+        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
+
     spglib = [c for c in table.columns if c.startswith("spglib_")]
-    head = (["defect", "level", "n", "paper's model, aligned", "any orientation, 1 view",
-             f"any orientation, {n_views} views", "n (spglib)"]
-            + [f"spglib symprec {c.split('_', 1)[1]} Å" for c in spglib]
-            + [f"mean predictive entropy, {n_views} views (nats)", f"mean mutual information, {n_views} views (nats)"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in table.iterrows():
-        cells = ["pristine" if r["defect"] == "none" else r["defect"], level_text(r["defect"], r["level"]),
-                 str(int(r["n"]))]
-        cells += [f"{100 * r[c]:.2f} %" for c in ("paper_model_aligned", "one_view", "views")]
-        cells += [str(int(r["n_spglib"]))] + ["—" if pd.isna(r[c]) else f"{100 * r[c]:.2f} %" for c in spglib]
-        cells += [f"{r['mean_entropy']:.4f}", f"{r['mean_mutual_information']:.4f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    out = pd.DataFrame({
+        "defect": ["pristine" if d == "none" else d for d in table["defect"]],
+        "level": [level_text(d, v) for d, v in zip(table["defect"], table["level"])],
+        "n": table["n"].astype(int).astype(str),
+        "paper's model, aligned": table["paper_model_aligned"].map(pct),
+        "any orientation, 1 view": table["one_view"].map(pct),
+        f"any orientation, {n_views} views": table["views"].map(pct),
+        "n (spglib)": table["n_spglib"].astype(int).astype(str),
+        **{f"spglib symprec {c.split('_', 1)[1]} Å": table[c].map(pct) for c in spglib},
+        f"mean predictive entropy, {n_views} views (nats)": table["mean_entropy"].map(lambda v: f"{v:.4f}"),
+        f"mean mutual information, {n_views} views (nats)": table["mean_mutual_information"].map(lambda v: f"{v:.4f}")})
+    return out.to_markdown(index=False, disable_numparse=True) + "\n"

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fingerprint import _solid_angle_image, detector_q, form_factor, pixel_offsets
+from .fingerprint import solid_angle_image, detector_q, form_factor, pixel_offsets
 
 D4_VIEWS = tuple((k, mirror) for k in range(4) for mirror in (False, True))  # the 8 (turns, mirror) of d4
 BACKGROUND_RANGE = (1e-4, 5e-2)
@@ -52,7 +52,7 @@ def diffuse_background(element: str) -> np.ndarray:
     """Omega(p) f(|q|)^2 of ``element`` on the kept ring, (64, 64) float32 with maximum 1."""
     o = pixel_offsets()
     q, _ = detector_q(o[None, :], o[:, None])
-    b = _solid_angle_image() * form_factor(str(element), np.linalg.norm(q, axis=-1)) ** 2  # zero off the ring
+    b = solid_angle_image() * form_factor(str(element), np.linalg.norm(q, axis=-1)) ** 2  # zero off the ring
     return (b / b.max()).astype(np.float32)
 
 

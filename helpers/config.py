@@ -34,22 +34,16 @@ def tables_dir() -> Path:
     return _dir("CRYSTAL_TABLES_DIR", figures_dir() / "tables")
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def write_text(path: Path, text: str) -> Path:
+    """Write a text file atomically (:func:`helpers.provenance.write_text`)."""
+    from .provenance import write_text as atomic
+
+    return atomic(path, text)
 
 
-def markdown_table(table, float_format: str = "{:.4f}") -> str:
-    """A pandas DataFrame as a Markdown table (without the optional tabulate package)."""
-    def cell(v):
-        return float_format.format(v) if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+def markdown_table(table, float_format: str = ".4f") -> str:
+    """A pandas DataFrame as a Markdown table (``DataFrame.to_markdown``), floats with ``float_format``."""
+    return table.to_markdown(index=False, floatfmt=float_format) + "\n"
 
 
 def save_table(name: str, table, markdown: str | None = None) -> Path:

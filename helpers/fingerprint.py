@@ -142,15 +142,13 @@ def _orbits():
 
 
 def rotation_matrix(axis: str, degrees: float) -> np.ndarray:
-    """Right-handed rotation matrix about a Cartesian axis (active rotation of the structure)."""
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    if axis == "z":
-        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    raise ValueError(f"axis must be 'x', 'y' or 'z', not {axis!r}")
+    """Right-handed rotation matrix about a Cartesian axis (active rotation of the structure):
+    ``scipy.spatial.transform.Rotation.from_euler(axis, degrees, degrees=True)``."""
+    from scipy.spatial.transform import Rotation
+
+    if axis not in ("x", "y", "z"):
+        raise ValueError(f"axis must be 'x', 'y' or 'z', not {axis!r}")
+    return Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
 
 
 # ---- form factors ----------------------------------------------------------------------------
@@ -302,7 +300,8 @@ def _pattern_images(pos: np.ndarray, numbers: np.ndarray) -> dict:
 
 
 @lru_cache(maxsize=1)
-def _solid_angle_image() -> np.ndarray:
+def solid_angle_image() -> np.ndarray:
+    """Solid angle of every detector pixel seen from the sample (64 x 64), zero outside the kept ring."""
     o = pixel_offsets()
     _, omega = detector_q(o[None, :], o[:, None])
     return omega * ring_mask()
@@ -315,7 +314,7 @@ def _assemble(patterns: dict) -> np.ndarray:
 def channel_intensities(patterns: dict) -> np.ndarray:
     """The R, G, B channels (64, 64, 3) before normalisation: Omega |Psi|^2 summed over the structure
     turned by -45 and +45 degrees about x, y and z."""
-    omega = _solid_angle_image()
+    omega = solid_angle_image()
     img = {k: v.reshape(N_PIXELS, N_PIXELS) * omega for k, v in patterns.items()}
     # I(p; Rz(-45)) = I(R90 p; Rz(+45)), R90 the grid rotation that takes pixel (x, y) to (-y, x);
     # with rows = y and columns = x that is np.rot90(..., k=1) (checked against the direct sum).
@@ -358,7 +357,7 @@ def diffraction_fingerprint_views(atoms: Atoms, rotations: Sequence[np.ndarray])
     return np.stack([_assemble(_pattern_images(pos @ np.asarray(r, np.float64).T, numbers)) for r in rotations])
 
 
-def _views_chunk(start: int, structures: Sequence[Atoms], rotations: tuple) -> np.ndarray:
+def views_chunk(start: int, structures: Sequence[Atoms], rotations: tuple) -> np.ndarray:
     """Worker: (n, n_views, 64, 64, 3) fingerprints of consecutive structures in every view."""
     from threadpoolctl import threadpool_limits
 

@@ -45,7 +45,7 @@ import numpy as np
 import spglib
 from ase import Atoms
 
-from .neighbours import _tree, periodic_images, scale_and_spread
+from .neighbours import kd_tree, periodic_images, scale_and_spread
 
 MIN_ATOMS_FOR_SEARCH = 32
 MATCH = (0.05, 0.25)   # a partner lies within 4.5 x the spread of the neighbour vectors, in these bounds (in
@@ -149,7 +149,7 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
     positions, cell = atoms.positions, np.asarray(atoms.cell[:], dtype=np.float64)
     radius = match_radius(scale, spread)
     cart, images = periodic_images(positions, cell, 2 * MAX_LENGTH * scale + 4 * radius)
-    tree = _tree(images)
+    tree = kd_tree(images)
     test = cart[np.unique(np.linspace(0, len(cart) - 1, min(N_TEST, len(cart))).astype(int))]
     inverse = np.linalg.inv(cell)
 
@@ -268,7 +268,7 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
     radius = RECUT_MATCH * scale
     wrapped = in_input - np.floor(in_input @ np.linalg.inv(cell)) @ cell
     _, images, owner = periodic_images(atoms.positions, cell, 2 * radius, owners=True)
-    dist, j = _tree(images).query(wrapped, distance_upper_bound=radius)
+    dist, j = kd_tree(images).query(wrapped, distance_upper_bound=radius)
     hit = np.isfinite(dist)
     if not hit.any():
         raise AlignmentError("no atom of the input lies on a site of its own crystal")

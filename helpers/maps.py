@@ -161,3 +161,38 @@ def to_image(m: np.ndarray) -> np.ndarray:
     m = np.clip(np.asarray(m, np.float64), 0.0, None)
     top = m.max()
     return (m / top if top > 0 else m).astype(np.float32)
+
+
+def peak_pixels(x: np.ndarray, quantile: float = 0.98) -> np.ndarray:
+    """(64, 64) mask of a fingerprint's diffraction peaks: its brightest ``1 - quantile`` share of the ring's
+    pixels (brightest channel)."""
+    bright = np.asarray(x).max(axis=-1)
+    ring = bright > 0
+    if not ring.any():
+        raise ValueError("the fingerprint is zero everywhere: it has no peaks")
+    return ring & (bright >= np.quantile(bright[ring], quantile))
+
+
+def peak_fraction(x: np.ndarray, quantile: float = 0.98) -> float:
+    """The share of the ring's pixels that are peaks: what a map spread evenly over the ring puts on them."""
+    bright = np.asarray(x).max(axis=-1)
+    return float(peak_pixels(x, quantile).sum() / (bright > 0).sum())
+
+
+def share_on_peaks(maps_of_x, x: np.ndarray, quantile: float = 0.98) -> list:
+    """For every back-projected map of fingerprint ``x`` (each (64, 64, 3)), the share of its positive weight that
+    lies on ``x``'s peaks (:func:`peak_pixels`)."""
+    peaks = peak_pixels(x, quantile)
+    out = []
+    for m in maps_of_x:
+        positive = np.clip(np.asarray(m, np.float64), 0, None).sum(axis=-1)
+        out.append(float(positive[peaks].sum() / max(positive.sum(), 1e-30)))
+    return out
+
+
+def template_similarity(templates, mean_fingerprints) -> np.ndarray:
+    """Cosine similarity of every class template's positive part (rows) with every class's mean fingerprint
+    (columns)."""
+    t = np.stack([np.clip(np.asarray(a, np.float64), 0, None).ravel() for a in templates])
+    f = np.asarray(mean_fingerprints, np.float64).reshape(len(mean_fingerprints), -1)
+    return (t @ f.T) / np.outer(np.linalg.norm(t, axis=1) + 1e-30, np.linalg.norm(f, axis=1) + 1e-30)

@@ -80,7 +80,8 @@ def periodic_images(positions: np.ndarray, cell: np.ndarray, cutoff: float, owne
     return out
 
 
-def _tree(points: np.ndarray) -> cKDTree:
+def kd_tree(points: np.ndarray) -> cKDTree:
+    """A ``scipy.spatial.cKDTree`` of ``points`` built for single use (unbalanced, uncompacted: faster to build)."""
     return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
@@ -105,7 +106,7 @@ def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray | None) 
     if cell is None:
         if len(positions) < 2:
             raise ValueError("a cluster of fewer than two atoms has no neighbour distance")
-        return _check_distinct(_tree(positions).query(positions, k=2)[0][:, 1])
+        return _check_distinct(kd_tree(positions).query(positions, k=2)[0][:, 1])
     cell = np.asarray(cell, dtype=np.float64)
     # A self-image is never further than the shortest lattice vector, so the search can stop
     # there; start from a density estimate that is enough for nearly every crystal.
@@ -113,7 +114,7 @@ def nearest_neighbour_distances(positions: np.ndarray, cell: np.ndarray | None) 
     cutoff = min(1.6 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0), limit)
     while True:
         atoms, images = periodic_images(positions, cell, cutoff)
-        nn = _tree(images).query(atoms, k=2, distance_upper_bound=cutoff)[0][:, 1]
+        nn = kd_tree(images).query(atoms, k=2, distance_upper_bound=cutoff)[0][:, 1]
         if np.all(np.isfinite(nn)) or cutoff >= limit:
             break
         cutoff = min(cutoff * 1.5, limit)
@@ -128,7 +129,14 @@ def _cell_or_none(atoms: Atoms):
 def mean_nearest_neighbour_distance(atoms: Atoms) -> float:
     """Average over atoms of the distance to the nearest neighbour (periodic images included for a crystal), in
     Angstrom: the crystal's nearest-neighbour distance for a perfect crystal, and what displacements are measured
-    in."""
+    in. An empty structure, or a periodic one without a cell with a volume, gets a ValueError that names the fix."""
+    if len(atoms) == 0:
+        raise ValueError("empty structure: the Atoms object has no atoms; give a crystal structure")
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    if np.all(atoms.pbc) and (not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-8):
+        raise ValueError("the structure says it is periodic (pbc=True) but its cell is missing or degenerate "
+                         "(zero volume): set atoms.cell to the three lattice vectors, or set atoms.pbc = False "
+                         "for a finite cluster")
     return float(np.mean(nearest_neighbour_distances(atoms.positions, _cell_or_none(atoms))))
 
 
@@ -136,7 +144,7 @@ def neighbour_vectors(positions: np.ndarray, cell: np.ndarray, cutoff: float, ma
     """Every vector x_j - x_i from an atom to a neighbour (periodic images included) shorter than ``cutoff``:
     (n_vectors, 3), each pair in both directions."""
     atoms, images = periodic_images(positions, cell, cutoff)
-    d, j = _tree(images).query(atoms, k=min(max_neighbours + 1, len(images)), distance_upper_bound=cutoff)
+    d, j = kd_tree(images).query(atoms, k=min(max_neighbours + 1, len(images)), distance_upper_bound=cutoff)
     found = np.isfinite(d) & (d > 1e-9)
     i = np.broadcast_to(np.arange(len(atoms))[:, None], d.shape)
     return images[j[found]] - atoms[i[found]]
@@ -176,7 +184,7 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
         sums = np.stack([np.bincount(label[member], weights=V[member, k], minlength=len(centres)) for k in range(3)], 1)
         kept = count > 0
         centres, count = sums[kept] / count[kept, None], count[kept]
-        close = _tree(centres).query_pairs(merge, output_type="ndarray")
+        close = kd_tree(centres).query_pairs(merge, output_type="ndarray")
         if len(close) == 0:
             if step >= 1:
                 break
@@ -196,7 +204,7 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
 def _cluster_rough_and_vectors(positions: np.ndarray) -> tuple:
     """:func:`_rough_and_vectors` for a finite cluster: neighbours are the other atoms given."""
     positions = np.asarray(positions, dtype=np.float64)
-    tree = _tree(positions)
+    tree = kd_tree(positions)
     rough = float(np.median(nearest_neighbour_distances(positions, None)))
     pairs = tree.query_pairs(_VECTOR_CUTOFF * rough, output_type="ndarray")
     forward = positions[pairs[:, 1]] - positions[pairs[:, 0]]
@@ -212,7 +220,7 @@ def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray | None) -> tuple:
     cell = np.asarray(cell, dtype=np.float64)
     cutoff = 1.8 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0)
     atoms, images = periodic_images(positions, cell, cutoff)
-    d, j = _tree(images).query(atoms, k=min(32, len(images)), distance_upper_bound=cutoff)
+    d, j = kd_tree(images).query(atoms, k=min(32, len(images)), distance_upper_bound=cutoff)
     first = d[:, 1] if d.shape[1] > 1 else np.full(len(atoms), np.inf)
     if not np.all(np.isfinite(first)) or np.any(first < 1e-6):  # a sparse or odd structure: the careful search
         rough = float(np.median(nearest_neighbour_distances(positions, cell)))

@@ -126,7 +126,7 @@ def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFA
 
     from tqdm.auto import tqdm
 
-    from .fingerprint import SHAPE, _views_chunk
+    from .fingerprint import SHAPE, views_chunk
     from .parallel import map_chunks
 
     structures = list(structures)
@@ -143,7 +143,7 @@ def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFA
     extractor = _feature_extractor(model)
     out = np.empty((n_views, len(structures), extractor.output_shape[-1]))
     bar = tqdm(total=len(structures), desc=f"{n_views} views", unit="structure", disable=not progress)
-    work = partial(_views_chunk, rotations=rotations)
+    work = partial(views_chunk, rotations=rotations)
     for offset in range(0, len(structures), block):
         items = structures[offset: offset + block]
         chunks = map_chunks(work, items, n_jobs=n_jobs, chunk_size=4, progress=False) if rotations else [

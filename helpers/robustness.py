@@ -143,21 +143,21 @@ def level_text(defect: str, level: float) -> str:
 
 
 def table_markdown(table) -> str:
-    """The robustness table in the layout of the paper's Table 1: accuracy in per cent."""
+    """The robustness table in the layout of the paper's Table 1: accuracy in per cent (``DataFrame.to_markdown``)."""
     import pandas as pd
 
-    lines = ["| defect | level | n (CNN) | CNN | n (spglib) | " + " | ".join(f"spglib symprec {c.split('_', 1)[1]} Å"
-                                                     for c in table.columns if c.startswith("spglib_"))
-             + (" | mean predictive entropy (nats)" if "mean_entropy" in table else "")
-             + (" | mean mutual information (nats)" if "mean_mutual_information" in table else "")
-             + " |"]
-    n_cols = lines[0].count("|") - 1
-    lines.append("|" + "---|" * n_cols)
-    for _, r in table.iterrows():
-        level = level_text(r["defect"], r["level"])
-        cells = [r["defect"] if r["defect"] != "none" else "pristine", level, str(int(r["n"])), f"{100 * r['cnn']:.2f} %",
-                 str(int(r["n_spglib"]))]
-        cells += ["—" if pd.isna(r[c]) else f"{100 * r[c]:.2f} %" for c in table.columns if c.startswith("spglib_")]
-        cells += [f"{r[c]:.4f}" for c in ("mean_entropy", "mean_mutual_information") if c in table]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    def pct(v):
+        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
+
+    spglib = [c for c in table.columns if c.startswith("spglib_")]
+    out = pd.DataFrame({
+        "defect": ["pristine" if d == "none" else d for d in table["defect"]],
+        "level": [level_text(d, v) for d, v in zip(table["defect"], table["level"])],
+        "n (CNN)": table["n"].astype(int).astype(str), "CNN": table["cnn"].map(pct),
+        "n (spglib)": table["n_spglib"].astype(int).astype(str),
+        **{f"spglib symprec {c.split('_', 1)[1]} Å": table[c].map(pct) for c in spglib}})
+    for column, name in (("mean_entropy", "mean predictive entropy (nats)"),
+                         ("mean_mutual_information", "mean mutual information (nats)")):
+        if column in table:
+            out[name] = table[column].map(lambda v: f"{v:.4f}")
+    return out.to_markdown(index=False, disable_numparse=True) + "\n"

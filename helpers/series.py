@@ -97,6 +97,10 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         {"notebooks": records, "total": total, "machine": machine.describe(),
          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
+    if not only:
+        from .results import write_page
+
+        log(f"results page: {write_page()}")
     return records
 
 

@@ -1,0 +1,166 @@
+"""The results page of a run of the series, written from what the notebooks saved.
+
+``python -m helpers.series`` calls :func:`write_page` after the last notebook: ``figures/RESULTS.md`` then holds the
+headline numbers of that run (held-out accuracy, the paper's Table 1 against spglib, Table 5, the orientation-free
+model, the time each notebook took), each stamped with the date and the machine it was measured on. Nothing in it
+is typed by hand.
+
+``python -m helpers.results --publish`` (``make results``) copies that page to ``docs/results.md`` and its headline
+table, with the stamp, into README.md between the markers ``<!-- results:start -->`` and ``<!-- results:end -->``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config, provenance
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def page_path() -> Path:
+    return config.figures_dir() / "RESULTS.md"
+
+
+def _pct(v) -> str:
+    return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
+
+
+def _load(path: Path, notebook: str):
+    """A results file with its provenance checked, or None when that notebook has not run."""
+    try:
+        return provenance.load_json(path, notebook)
+    except FileNotFoundError:
+        return None
+
+
+def collect() -> dict:
+    """Everything the page reports, read from the files the notebooks wrote (missing notebooks give None)."""
+    from .clustering import RESULTS_FILE as CLUSTERING_FILE
+    from .evaluation import RESULTS_FILE as CNN_FILE
+
+    data = config.data_dir()
+    timings_path = config.executed_dir() / "timings.json"
+    return {"cnn": _load(data / CNN_FILE, provenance.NOTEBOOK_03),
+            "clustering": _load(data / CLUSTERING_FILE, provenance.NOTEBOOK_05),
+            "any": _load(data / "cnn_any_orientation_results.json", provenance.NOTEBOOK_07),
+            "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None}
+
+
+def stamp(found: dict) -> str:
+    """When and on what the numbers were measured."""
+    from . import machine
+
+    t = found.get("timings") or {}
+    m = t.get("machine") or (found.get("cnn") or {}).get("machine") or machine.describe()
+    when = t.get("finished", "date not recorded")
+    flags = ", ".join(m.get("vector_flags", [])) or "none found"
+    return f"Measured by `make run` finished {when}, on {m.get('cpu', '?')} ({m.get('cores', '?')} cores; vector flags: {flags})."
+
+
+def headline(found: dict) -> str:
+    """The one table of headline numbers (Markdown)."""
+    rows = []
+    cnn, unsup, other = found.get("cnn"), found.get("clustering"), found.get("any")
+    if cnn:
+        a, p = cnn["accuracy"], cnn["params"]
+        rows.append(("Paper's protocol (03): held-out accuracy, pristine / "
+                     f"{100 * p['vacancy_fraction']:g} % vacancies / σ = {100 * p['displacement_sigma']:g} % displacements",
+                     f"{_pct(a['test_pristine'])} / {_pct(a['test_vacancies'])} / {_pct(a['test_displacements'])} "
+                     f"(n = {cnn['n']['test_pristine']} each)"))
+        defective = [r for r in cnn["robustness"] if r["defect"] != "none"]
+        if defective:
+            spglib = sorted(k for k in defective[0] if k.startswith("spglib_"))
+            rows.append((f"Paper's Table 1 (03): lowest accuracy over {len(defective)} defect levels, CNN / "
+                         + " / ".join(f"spglib symprec {k.split('_', 1)[1]} Å" for k in spglib),
+                         " / ".join([_pct(min(r["cnn"] for r in defective))]
+                                    + [_pct(min(r[k] for r in defective)) for k in spglib])))
+    if unsup:
+        best = max(unsup["table5"], key=lambda r: r["accuracy"])
+        rows.append(("Without labels (05): best embedding + clustering, accuracy",
+                     f"{_pct(best['accuracy'])} ({best['embedding']} + {best['clustering']}, ARI {best['ari']:.4f})"))
+    if other:
+        f, h = other["failure"], other["held_out"]
+        rows.append(("Beyond the paper (07): the paper's model, aligned / turned at random",
+                     f"{_pct(f['aligned (standard orientation)'])} / {_pct(f['turned at random'])}"))
+        n = other["n_views"]
+        rows.append((f"Beyond the paper (07): any orientation, {n} views, pristine / vacancies / displacements / "
+                     "clusters without a cell",
+                     " / ".join(_pct(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
+                                                              "test_clusters") if k in h)))
+    timings = found.get("timings")
+    if timings:
+        rows.append(("Time of the whole series, peak memory",
+                     f"{timings['total']['seconds'] / 60:.1f} min, {timings['total']['peak_memory_gib']:.2f} GiB"))
+    lines = ["| what | measured |", "|---|---|"] + [f"| {w} | {v} |" for w, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def page(found: dict) -> str:
+    """The whole results page (Markdown)."""
+    tables = config.tables_dir()
+    out = ["# Results of the last run of the series", "", stamp(found), "", headline(found)]
+    for title, name in (("The paper's Table 1: the CNN against spglib (notebook 03)", "03_robustness"),
+                        ("Table 5: without labels (notebook 05)", "05_table5"),
+                        ("Table 5 on the report's class proportions (notebook 05)", "05_table5_report_proportions"),
+                        ("Any orientation: held-out sets (notebook 07)", "07_held_out"),
+                        ("Any orientation: robustness (notebook 07)", "07_robustness")):
+        path = tables / f"{name}.md"
+        if path.exists():
+            out += [f"## {title}", "", path.read_text().strip(), ""]
+    timings = found.get("timings")
+    if timings:
+        out += ["## Time and memory per notebook", "", "| notebook | seconds | peak memory (GiB) |", "|---|---|---|"]
+        out += [f"| {r['notebook']} | {r['seconds']} | {r['peak_memory_gib']} |" for r in timings["notebooks"]]
+        out.append("")
+    out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
+               "beside this run in `figures/REPORT.md`.")
+    return "\n".join(out) + "\n"
+
+
+def write_page() -> Path:
+    """Write figures/RESULTS.md from the files of the last run."""
+    return config.write_text(page_path(), page(collect()))
+
+
+def publish(readme: Path = config.ROOT / "README.md", docs: Path = config.ROOT / "docs" / "results.md") -> None:
+    """Copy the results page to ``docs`` and its stamp and headline table into ``readme`` between the markers."""
+    source = page_path()
+    if not source.exists():
+        raise FileNotFoundError(f"{source} is missing: run the series first (`make run`).")
+    text = source.read_text()
+    lines = text.splitlines()
+    stamp_line = next(line for line in lines if line.startswith("Measured by"))
+    first_table = []
+    for line in lines[lines.index(stamp_line) + 1:]:
+        if line.startswith("|"):
+            first_table.append(line)
+        elif first_table:
+            break
+    body = readme.read_text()
+    if START not in body or END not in body:
+        raise ValueError(f"{readme} has no {START} ... {END} section to fill")
+    head, rest = body.split(START, 1)
+    _, tail = rest.split(END, 1)
+    block = "\n".join([START, stamp_line, "", *first_table, "", "The whole page: [`docs/results.md`](docs/results.md).",
+                       END])
+    config.write_text(readme, head + block + tail)
+    config.write_text(docs, text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--publish", action="store_true", help="copy the page to docs/ and its table into README.md")
+    args = parser.parse_args(argv)
+    path = write_page()
+    print(f"wrote {path}")
+    if args.publish:
+        publish()
+        print("copied it to docs/results.md and its headline table into README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
