@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from ase.build import bulk
-
-sys.path.insert(0, str(Path(__file__).parent))  # the reference implementation lives beside the tests
 
 
 def rotated(atoms, seed):

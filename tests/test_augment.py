@@ -8,7 +8,7 @@ from ase.data import atomic_numbers
 from scipy.spatial.transform import Rotation
 
 from helpers import augment, defects, fingerprint, models
-from helpers.fingerprint import (_f2_image, _pattern_images, _prepared, _solid_angle_image, diffraction_fingerprint,
+from helpers.fingerprint import (_f2_image, _pattern_images, _prepared, solid_angle_image, diffraction_fingerprint,
                                   pixel_distance, ring_mask, rotation_matrix)
 
 
@@ -71,7 +71,7 @@ def test_the_speckled_background_has_the_statistics_of_real_vacancies(crystal):
     exponential speckle patterns summed): the model behind ``add_background``."""
     p, n = 0.25, len(crystal)
     pristine = channel_intensities(crystal)
-    laue_mean = 2 * p * (1 - p) * n * (_f2_image(atomic_numbers["Cu"]).reshape(64, 64) * _solid_angle_image().reshape(64, 64))
+    laue_mean = 2 * p * (1 - p) * n * (_f2_image(atomic_numbers["Cu"]).reshape(64, 64) * solid_angle_image().reshape(64, 64))
     shape = laue_mean / laue_mean.max()
     assert np.allclose(shape, augment.diffuse_background("Cu"), atol=1e-6)  # the augmentation's mean shape
     off_peak = (pristine < 1e-3 * pristine.max()) & ring_mask()[..., None]

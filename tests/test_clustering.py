@@ -41,12 +41,25 @@ def test_contingency_rejects_mismatched_lengths():
         clustering.contingency(np.zeros(3, int), np.zeros(4, int))
 
 
-def test_components_for_variance():
-    ratio = np.array([0.5, 0.3, 0.15, 0.05])
-    assert clustering.components_for_variance(ratio, 0.95) == 3
-    assert clustering.components_for_variance(ratio, 0.5) == 1
-    with pytest.raises(ValueError, match="explain only"):
-        clustering.components_for_variance(ratio[:2], 0.95)
+def test_components_for_variance_on_data_of_known_spectrum():
+    # four independent directions with variances 50, 30, 17 and 3: 95 % needs three, 45 % one
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((4000, 4)) * np.sqrt([50.0, 30.0, 17.0, 3.0])
+    assert clustering.components_for_variance(F, 0.95) == 3
+    assert clustering.components_for_variance(F, 0.45) == 1
+    ratio = clustering.pca_spectrum(F)
+    assert np.allclose(ratio, [0.5, 0.3, 0.17, 0.03], atol=0.02)
+    with pytest.raises(ValueError, match="fraction"):
+        clustering.components_for_variance(F, 1.5)
+
+
+def test_contingency_counts_and_keeps_empty_clusters():
+    table = clustering.contingency(np.array([0, 0, 2, 2, 2]), np.array([1, 1, 0, 3, 3]), n_clusters=4, n_classes=5)
+    expected = np.zeros((4, 5), int)
+    expected[0, 1], expected[2, 0], expected[2, 3] = 2, 1, 2
+    assert np.array_equal(table, expected)
+    with pytest.raises(ValueError, match="class labels must lie"):
+        clustering.contingency(np.array([0]), np.array([7]))
 
 
 def fake_fingerprints(n, seed=0):
@@ -60,7 +73,7 @@ def test_full_spectrum_matches_sklearn_and_ring_pixels_lose_nothing():
     from sklearn.decomposition import PCA
 
     X = fake_fingerprints(40)
-    ratio = clustering.full_pca_spectrum(clustering.ring_features(X))
+    ratio = clustering.pca_spectrum(clustering.ring_features(X))
     ref = PCA().fit(clustering.flatten(X).astype(np.float64)).explained_variance_ratio_
     assert np.allclose(ratio[: len(ref)], ref, atol=1e-9) and ratio.sum() == pytest.approx(1.0)
     assert clustering.ring_features(X).shape == (40, 3 * int(ring_mask().sum()))
@@ -75,12 +88,15 @@ def test_azimuthal_profile_ignores_rotation_about_the_beam_and_channel_order():
     assert not np.allclose(clustering.normalised_profile(X[::-1]), p)
 
 
-def test_nearest_centre_equals_kmeans_predict():
+def test_new_samples_go_to_the_nearest_centre_as_the_report_does():
     rng = np.random.default_rng(1)
     E = rng.normal(size=(300, 4)) + np.repeat(rng.normal(scale=5, size=(7, 4)), [43] * 6 + [42], axis=0)
-    km = clustering.kmeans(E, seed=0)
+    fitted = clustering.cluster_and_score(E, np.repeat(np.arange(7), [43] * 6 + [42]), seed=0)["K-Means"]
     new = rng.normal(scale=4, size=(50, 4))
-    assert np.array_equal(clustering.nearest_centre(km.cluster_centers_, new), km.predict(new))
+    d = np.linalg.norm(new[:, None, :] - fitted["model"].cluster_centers_[None], axis=-1)
+    assert np.array_equal(clustering.assign_new(fitted, "K-Means", new), fitted["mapping"][d.argmin(axis=1)])
+    with pytest.raises(ValueError, match="clusterer must be one of"):
+        clustering.assign_new(fitted, "DBSCAN", new)
 
 
 def test_well_separated_blobs_are_found_by_both_clusterers():
@@ -102,6 +118,19 @@ def test_dense_autoencoder_is_report_table_2():
     assert acts == ["relu"] * 5 + ["tanh"]
 
 
+def test_autoencoder_keeps_the_epoch_with_the_lowest_validation_loss():
+    """Training an autoencoder puts back the weights of its best validation-loss epoch, not its last (a callback that
+    watched validation accuracy, which an autoencoder does not have, restored nothing)."""
+    X = fake_fingerprints(24)
+    ae, _ = clustering.conv_autoencoder(seed=0, latent=5)
+    fit = clustering.train_autoencoder(ae, X, epochs=6, batch_size=8, learning_rate=0.05, seed=0, progress=False)
+    losses = fit["history"]["val_loss"]
+    assert fit["best_epoch"] == int(np.argmin(losses)) + 1
+    val = X[np.sort(np.random.default_rng([0, 7]).permutation(len(X))[:fit["n_validation"]])]
+    kept = float(np.mean((ae.predict(val, verbose=0) - val) ** 2))
+    assert kept == pytest.approx(min(losses), rel=1e-3)
+
+
 def test_conv_autoencoder_trains_and_encodes():
     X = fake_fingerprints(24)
     ae, encoder = clustering.conv_autoencoder(seed=0, latent=5)
@@ -121,5 +150,5 @@ def test_missing_results_name_the_notebook(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="05_dimensionality_reduction_clustering"):
         clustering.load_results()
     with pytest.raises(FileNotFoundError, match="01_data_generation.ipynb") as err:
-        report.check_inputs({"seed": 0})
+        report.check_inputs({"data_seed": 0})
     assert "03_cnn_training" in str(err.value) and "05_dimensionality" in str(err.value)

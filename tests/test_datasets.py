@@ -41,8 +41,8 @@ def test_sets_are_balanced_labelled_and_held_out(data_dir):
     for i in range(len(train)):  # spglib label agrees with the class
         assert train["spacegroup"][i] in {139: [139], 141: [141], 166: [166, 194], 194: [166, 194], 221: [221],
                                           225: [225], 227: [227], 229: [229]}[int(train["spacegroup"][i])]
-    loaded = datasets.load_structures("train", {"n_per_class": 6, "seed": 5})
-    assert loaded.meta["params"]["seed"] == 5 and "spglib" in loaded.meta["versions"]
+    loaded = datasets.load_structures("train", {"n_per_class": 6, "data_seed": 5})
+    assert loaded.meta["params"]["data_seed"] == 5 and "spglib" in loaded.meta["versions"]
     a = loaded.atoms(0)
     assert len(a) == loaded["n_atoms"][0] and a.pbc.all()
 
@@ -104,3 +104,31 @@ def test_randomly_oriented_sets_with_clusters_for_notebook_07(data_dir):
     assert nn_scale(cluster) == pytest.approx(nn_scale(block), rel=2e-3)
     with pytest.raises(ValueError, match="cluster_fraction"):
         datasets.generate_structure_sets(**SMALL, cluster_fraction=0.5, progress=False)
+
+
+def test_damaged_old_or_unknown_files_name_the_notebook_to_rerun(data_dir):
+    """A corrupt file, a file of another format version and a set no notebook writes each get an error that names
+    the fix, not a raw BadZipFile, KeyError or FileNotFoundError."""
+    import json
+
+    from helpers import provenance
+
+    _, sets = generate_and_save(**SMALL)
+    path = datasets.structure_path("train")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # cut short, as by a full disk
+    with pytest.raises(datasets.StaleDataError, match=r"cannot be read.*rerun notebooks/01_data_generation"):
+        datasets.load_structures("train")
+    old = dict(sets["train"].meta, format_version=provenance.FORMAT_VERSION - 1)
+    provenance.save_npz(path, sets["train"].arrays, old)
+    with pytest.raises(datasets.StaleDataError, match=r"file format 1.*rerun notebooks/01"):
+        datasets.load_structures("train")
+    with pytest.raises(ValueError, match="unknown data set 'trian'.*test_pristine"):
+        datasets.load_structures("trian")
+    results = data_dir / "results.json"
+    provenance.save_json(results, {"x": 1}, provenance.record("notebooks/03_cnn_training.ipynb"))
+    assert provenance.load_json(results, "notebooks/03_cnn_training.ipynb")["x"] == 1
+    results.write_text(results.read_text()[:20])
+    with pytest.raises(datasets.StaleDataError, match=r"cannot be read.*Rerun notebooks/03"):
+        provenance.load_json(results, "notebooks/03_cnn_training.ipynb")
+    assert json.loads(json.dumps(provenance.record("n", {"a": 1})))["params"] == {"a": 1}

@@ -112,3 +112,13 @@ def test_defective_fingerprint_correlates_with_its_pristine_parent(orientation):
         r = np.array([v for v, _ in rows])
         assert r.mean() >= 0.98, (key, r.mean())
         assert r.min() >= 0.95, (key, min(rows))
+
+
+def test_mean_nearest_neighbour_distance_refuses_what_the_fingerprint_refuses():
+    from ase import Atoms
+
+    broken = Atoms("Cu2", positions=[[0, 0, 0], [1, 1, 1]], cell=np.zeros((3, 3)), pbc=True)
+    with pytest.raises(ValueError, match="cell is missing or degenerate"):
+        mean_nearest_neighbour_distance(broken)
+    with pytest.raises(ValueError, match="empty structure"):
+        mean_nearest_neighbour_distance(Atoms())

@@ -8,7 +8,7 @@ from helpers.structures import CLASSES, PROTOTYPES, Parent
 
 
 def mid_shape(proto):
-    return tuple((p.name, 0.5 * sum(p.intervals[0])) for p in proto.shape)
+    return tuple((p.name, 0.5 * sum(p.intervals[0])) for p in proto.lattice_parameters)
 
 
 @pytest.mark.parametrize("name", list(PROTOTYPES))
