@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run fixtures test bench bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results fixtures test bench bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 ## run: every notebook of the series, in order, at the default (paper) size -> executed/
 run: $(STAMP)
 	$(BIN)/python -m helpers.series
+
+## results: copy the results page of the last run (figures/RESULTS.md) to docs/results.md and its headline table
+## into README.md
+results: $(STAMP)
+	$(BIN)/python -m helpers.results --publish
 
 ## fixtures: keep the two models of a default-size run (make run) in tests/fixtures, where the tests of classify
 ## check that they name real crystals in any orientation; the tests say when the kept models are stale

@@ -150,27 +150,55 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
              allow_multiple_elements: bool = False, orientation: str | None = None,
              n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False,
              pool: str = DEFAULT_POOL):
-    """Classify ASE ``Atoms`` objects and/or structure files; returns a pandas DataFrame.
+    """Classify ASE ``Atoms`` objects and/or structure files.
 
-    One row per structure (per frame for multi-frame files): ``source``, ``formula``, ``model`` (which network
-    answered: ``MODEL_NAMES``), ``n_atoms`` (as fingerprinted), ``prepared`` (what was done to it: the crystal
-    found and the block it was re-cut to, or the cluster taken), ``n_orientations`` (views that answered),
-    ``predicted_class``, ``probability`` (that class's probability: each view's mean over ``n_mc``
-    Monte-Carlo-dropout passes, combined over the views with ``pool``), ``predictive_entropy`` and
-    ``mutual_information`` (nats, over the ``n_mc`` stochastic passes of each view together), ``p_<class>`` for
-    every class (combined like ``probability``), and ``error``.
+    Parameters
+    ----------
+    structures : Atoms, path or a list of them
+        Structures, or files that ``ase.io.read`` reads (every frame of a multi-frame file is classified).
+    model : {"auto", "paper", "any_orientation"} or keras.Model
+        "auto": the paper's model where the crystal can be aligned by its lattice, the orientation-free model of
+        notebook 07 otherwise (a cluster, a frame without a cell). A Keras model is used as given, with the
+        ``orientation`` of its training data ("standard", the default, or "random").
+    n_mc : int
+        Monte-Carlo-dropout passes per view.
+    seed : int
+        Seed of the dropout masks and of the views' rotations.
+    target_atoms : int, optional
+        Size of the block every structure is re-cut to (default: that of the model's training data).
+    allow_multiple_elements : bool
+        Classify compounds too (the networks were trained on elemental crystals).
+    orientation : {"standard", "random"}, optional
+        How a passed Keras model's training data were oriented.
+    n_orientations : int, optional
+        Views of each structure for a model of randomly oriented crystals (default ``DEFAULT_ORIENTATIONS``); the
+        paper's model always answers from one view, in the standard orientation.
+    n_jobs : int, optional
+        Worker processes for the fingerprints (default: every core).
+    progress : bool
+        Show progress bars.
+    pool : {"log", "linear"}
+        How the views' answers are combined (:func:`helpers.orientations.combine_views`).
 
-    ``model``: "auto" (the module docstring: the paper's model where the crystal can be aligned by its lattice,
-    the orientation-free model of notebook 07 otherwise), "paper", "any_orientation", or a Keras model, whose
-    training data's ``orientation`` ("standard", the default, or "random") says how to prepare the structures.
-    Every structure is re-cut to the block its model was trained on, so the answer does not depend on the size
-    or shape of the supercell given, nor on how it is turned. ``n_orientations``: views of each structure for a
-    model of randomly oriented crystals (default ``DEFAULT_ORIENTATIONS``, 16; view k's rotation comes from
-    ``seed``), whose answers are combined with ``pool`` ("log", the normalised geometric mean, or "linear"; see
-    :func:`helpers.orientations.combine_views`); the paper's model always answers from one view, in the standard
-    orientation, which turning would undo. ``target_atoms`` defaults to that of the model's training data.
-    An input that cannot be classified gets a row with its error and no prediction (and a warning); when no input
-    at all can be classified, a ValueError is raised instead.
+    Returns
+    -------
+    pandas.DataFrame
+        One row per structure: ``source``, ``formula``, ``model`` (which network answered: ``MODEL_NAMES``),
+        ``n_atoms`` (as fingerprinted), ``prepared`` (what was done to it), ``n_orientations``, ``predicted_class``,
+        ``probability`` (of that class: each view's mean over the dropout passes, combined over the views),
+        ``predictive_entropy`` and ``mutual_information`` (nats), ``p_<class>`` for every class, and ``error``.
+
+    Raises
+    ------
+    ValueError
+        When nothing was given, a parameter is not one of its choices, or no input at all can be classified. An
+        input that cannot be classified otherwise gets a row with its error (and a warning), and the others
+        keep their answers.
+
+    Notes
+    -----
+    Every structure is re-cut to the block its model was trained on, so the answer depends neither on the size or
+    shape of the supercell given nor on how it is turned.
     """
     import pandas as pd
 

@@ -337,13 +337,25 @@ def normalise(channels: np.ndarray) -> np.ndarray:
 
 
 def diffraction_fingerprint(atoms: Atoms) -> np.ndarray:
-    """Two-dimensional diffraction fingerprint of a structure: float32 array (64, 64, 3) in [0, 1].
+    """Two-dimensional diffraction fingerprint of a structure.
 
-    Computed on the atoms as given (no random rotation, no supercell): the sum runs over these atoms, a crystal's
-    block or a finite cluster alike; the structure is scaled so that its nearest-neighbour distance
-    (:func:`helpers.neighbours.nn_scale`, periodic images included for a crystal) is 1 Angstrom. Raises
-    ValueError on an empty or single-atom structure, a periodic one without a cell, NaN/inf positions or an
-    unknown element.
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        A crystal's block (periodic, with a cell) or a finite cluster (not periodic); the sum runs over these atoms
+        as given (no random rotation, no supercell).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (64, 64, 3) in [0, 1]: red, green and blue are the patterns at ±45° about x, y and z; the structure
+        is scaled so that its nearest-neighbour distance (:func:`helpers.neighbours.nn_scale`) is 1 Angstrom.
+
+    Raises
+    ------
+    ValueError
+        On an empty or single-atom structure, a periodic one without a cell, NaN/inf positions or an unknown
+        element; the message names the fix.
     """
     pos, numbers = _prepared(atoms)
     return _assemble(_pattern_images(pos, numbers))
@@ -389,12 +401,23 @@ def _fingerprint_chunk(start: int, structures: Sequence[Atoms]) -> np.ndarray:
 def diffraction_fingerprints(structures: Sequence[Atoms] | Iterable[Atoms], n_jobs: int | None = None,
                              progress: bool = True, desc: str = "fingerprints",
                              chunk_size: int = 16) -> np.ndarray:
-    """Fingerprints of many structures: float32 array (n, 64, 64, 3), in the order given.
+    """Fingerprints of many structures, in the order given.
 
-    Spreads chunks of ``chunk_size`` structures over ``n_jobs`` worker processes (default: every
-    core available; processes, because the work is many short numpy calls that threads would
-    serialise on the GIL) and shows a tqdm progress bar unless ``progress=False``. Small batches
-    and ``n_jobs=1`` run in this process. The result does not depend on ``n_jobs``.
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+    n_jobs : int, optional
+        Worker processes (default: every core available; processes, because the work is many short numpy calls
+        that threads would serialise on the GIL). Small batches and ``n_jobs=1`` run in this process.
+    progress : bool
+        Show a tqdm progress bar labelled ``desc``.
+    chunk_size : int
+        Structures per task handed to a worker.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (n, 64, 64, 3); it does not depend on ``n_jobs``.
     """
     from .parallel import map_chunks
 

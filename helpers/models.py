@@ -226,9 +226,9 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 def resolve_precision(precision: str = "auto") -> str:
     """The arithmetic of training: "float32", or "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and
-    output). "auto" chooses mixed_bfloat16 where it is native and measured fastest: TensorFlow on a CPU with AMX
-    bfloat16 units (``make bench-train``: about 4-5 times float32's speed on such a machine) and no GPU; float32
-    everywhere else (a CPU without bfloat16 units would emulate it, slowly)."""
+    output). "auto" chooses mixed_bfloat16 where it is native: TensorFlow on a CPU with AMX bfloat16 units and no
+    GPU (``make bench-train`` measures the speed-up on the machine at hand); float32 everywhere else (a CPU without
+    bfloat16 units would emulate it, slowly)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":

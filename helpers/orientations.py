@@ -6,8 +6,7 @@ distorted hcp from a bct lattice is luck. The class belongs to the structure, no
 a structure can be turned at will: view 0 is the structure as given (its fingerprint may be passed
 in), views 1, 2, ... are the same atoms turned rigidly by rotations drawn uniformly from SO(3).
 The network, the fingerprint and the training are unchanged; only the number of fingerprints the
-network sees per structure grows (one fingerprint costs about as much as one forward pass, a few
-milliseconds).
+network sees per structure grows.
 
 How the views' answers are combined (:func:`combine_views`): by default the *logarithmic* pool, the
 normalised geometric mean of the views' probabilities, not their arithmetic mean. Each view is
@@ -17,11 +16,8 @@ the views' probabilities, whose arg max is that of the mean log-probability. A c
 peak a class forbids gives that class almost zero, and the product keeps that veto while the
 arithmetic mean dilutes it among the views that saw nothing telling. The views of one crystal are
 not independent, so the product itself would be overconfident; its K-th root, normalised, keeps
-the product's arg max with the calibration of one view. At the default size (README) the
-logarithmic pool was at least as accurate as the arithmetic mean on the validation split at every
-number of views from 1 to 24, and more accurate at 16 views on pristine and 25 %-vacancy structures
-of both held-out draws for all five training seeds; on sigma = 2 % displacements, where most views
-are wrong, it was less accurate (56.29 against 58.29 % in the default run).
+the product's arg max with the calibration of one view. How the two pools compare is measured, not
+assumed: ``make seeds`` reports both for five training seeds and two held-out draws.
 
 View k's rotation comes from ``seed`` and k alone, so view k is the same whatever the number of
 views and whatever else is in the batch, and the same seed gives the same answer.
@@ -37,14 +33,11 @@ from . import models
 from .fingerprint import diffraction_fingerprints
 from .structures import random_rotation, rotate
 
-#: Views per structure by default (03 and ``classify``). At the default size, with the model of seed 0 (smooth
-#: background, e55527e), the accuracy on the validation split reached 100 % at 16 views and stayed there at 20
-#: and 24 (README); the 15 extra views cost about 140 s per 1,400 structures (fingerprints and forward passes)
-#: on 2 cores.
+#: Views per structure by default (07 and ``classify``); notebook 07 plots the accuracy against the number of views.
 DEFAULT_ORIENTATIONS = 16
 
 #: How the views' probabilities are combined: "log" (normalised geometric mean, the default) or "linear"
-#: (arithmetic mean; what 03 used before, still reported next to it).
+#: (arithmetic mean).
 POOLS = ("log", "linear")
 DEFAULT_POOL = "log"
 _FLOOR = 1e-12  # a probability the float32 softmax rounded to 0 counts as 1e-12: a strong veto, not an infinite one
