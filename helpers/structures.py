@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import spglib
+
+# spglib writes a C-level warning ("Primitive lattice cleaning is incomplete") for many defective cells, where
+# failing to find the symmetry is the expected answer; SPGLIB_WARNING=OFF (spglib's own switch) silences it,
+# here and in the worker processes, unless the user has set it.
+os.environ.setdefault("SPGLIB_WARNING", "OFF")
+import spglib  # noqa: E402
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.spacegroup import crystal

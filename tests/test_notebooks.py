@@ -94,6 +94,11 @@ def test_every_notebook_ran_in_order(executed):
         nb = nbformat.read(root / "executed" / name, as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected, f"{name}: papermill injected no parameters (is the 'parameters' tag lost?)"
+        # no start-up notices of TensorFlow's C++ core, no C-level warnings of spglib in what a student reads
+        stderr = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                         if o.get("name") == "stderr")
+        for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "Primitive lattice cleaning"):
+            assert noise not in stderr, f"{name}: {noise!r} in the output"
 
 
 def test_01_wrote_balanced_held_out_sets(executed):
