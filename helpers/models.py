@@ -247,27 +247,48 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
           validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
           elements=None, standardise: bool = False, average_weights: bool = False, ema_momentum: float | None = None,
           callbacks=(), precision: str = "float32"):
-    """Train the Table-1 network as the paper does: Adam, categorical cross-entropy, a stratified
-    validation split, the epoch with the best validation accuracy kept (of equal ones, that of the lowest validation
-    loss: :func:`training_callbacks`).
+    """Train the Table-1 network as the paper does.
 
-    ``precision`` (:func:`resolve_precision`): with "mixed_bfloat16" the network computes in bfloat16 during
-    training; the model returned is the same network in float32 with the trained weights, so it runs and saves
-    the same everywhere.
+    Adam, categorical cross-entropy, a stratified validation split; the epoch with the best validation accuracy is
+    kept (of equal ones, that of the lowest validation loss: :func:`training_callbacks`).
 
-    With ``elements`` (the element of every fingerprint), the training batches are augmented as
-    :mod:`helpers.augment` describes (exact detector symmetries, diffuse background); the validation
-    fingerprints never are. With ``standardise`` (off in the paper's recipe) the network starts with a fixed
-    per-pixel standardisation computed from the training split (:func:`symmetric_standardisation`).
+    Parameters
+    ----------
+    X : array (n, 64, 64, 3)
+        Fingerprints.
+    y : array (n,)
+        Class indices (``CLASSES``).
+    epochs, batch_size, learning_rate, validation_fraction
+        The paper's recipe: 5, 32, 1e-3 and 0.05.
+    seed : int
+        The training seed: validation split, initial weights, batch order, augmentation.
+    progress : bool
+        One tqdm bar over the epochs.
+    verbose : int
+        Keras's own output (0: none).
+    elements : array (n,) of str, optional
+        The element of every fingerprint; given, the training batches are augmented (:mod:`helpers.augment`:
+        exact detector symmetries, speckled diffuse background). Validation fingerprints never are.
+    standardise : bool
+        Start the network with a fixed per-pixel standardisation from the training split
+        (:func:`symmetric_standardisation`). Off in the paper's recipe.
+    average_weights : bool
+        Keras's exponential moving average of the weights (``Adam(use_ema=True)``), written into the weights at the
+        end of every epoch, so validation and the kept epoch see the averaged weights. Off in the paper's recipe.
+    ema_momentum : float, optional
+        Its momentum; None chooses :func:`ema_momentum_for` (an average over about the last third of an epoch).
+    callbacks : sequence
+        More Keras callbacks for ``fit``.
+    precision : {"float32", "mixed_bfloat16", "auto"}
+        The arithmetic of training (:func:`resolve_precision`); the model returned is float32 either way.
 
-    ``average_weights`` (off in the paper's recipe) turns on Keras's own exponential moving average of the weights
-    (``Adam(use_ema=True)``): after every step the average moves by ``1 - ema_momentum`` towards the new
-    weights, and at the last step of every epoch the weights are replaced by it. Each epoch's validation,
-    and the epoch that is kept, are then the averaged weights, which no longer carry the noise of the last
-    steps. ``ema_momentum=None`` chooses :func:`ema_momentum_for` (an average over about the last third of
-    an epoch; 0.9904 at the default size). ``callbacks``: more Keras callbacks for ``fit``.
-    Returns ``(model, info)``; ``info`` has the history, the best epoch, seconds per epoch and the
-    validation indices.
+    Returns
+    -------
+    model : keras.Model
+        The trained network (float32).
+    info : dict
+        History, best epoch and its validation accuracy, seconds per epoch, the validation indices and the
+        training parameters.
     """
     keras = keras_module()
     X = check_fingerprints(X)
