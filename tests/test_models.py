@@ -284,3 +284,25 @@ def test_bfloat16_training_returns_a_float32_model_that_predicts_like_the_traine
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for whatever runs next
     assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
     assert (models.predict_proba(model, X).argmax(axis=1) == y).mean() > 0.5  # it learnt the bright pixels
+
+
+def test_the_kept_epoch_is_the_best_accuracy_then_the_lowest_loss_as_keras_compares_them():
+    """Drive the callbacks with the logs of the default run's first epochs: every validation accuracy 1.0 and the loss
+    falling from 1e-2 to 1e-5. Keras compares monitored values in float32, where a tie-break too small to see left
+    the first epoch kept; a better accuracy must still win over any loss."""
+    keras = models.keras_module()
+    tiny = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    for logs, best in (([(1.0, 1.3e-2), (1.0, 7.7e-5), (1.0, 2.7e-5), (1.0, 2.9e-5)], 2),
+                       ([(0.998, 1e-6), (1.0, 0.5), (0.999, 1e-9)], 1),
+                       ([(0.5, 2.0), (0.5, 2.0)], 0)):
+        callbacks = models.training_callbacks(len(logs), progress=False)
+        keep = callbacks[1]
+        for c in callbacks:
+            c.set_model(tiny)
+            c.on_train_begin()
+        for epoch, (accuracy, loss) in enumerate(logs):
+            entry = {"val_accuracy": accuracy, "val_loss": loss}
+            for c in callbacks:
+                c.on_epoch_begin(epoch)
+                c.on_epoch_end(epoch, entry)
+        assert keep.best_epoch == best, (logs, keep.best_epoch)
