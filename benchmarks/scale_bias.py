@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         worst_bias_percent=("abs_bias", "max"), worst_plain_bias_percent=("plain_bias_percent", lambda v: v.abs().max()),
         min_correlation=("min_correlation", "min"), mean_correlation=("mean_correlation", "mean")).reset_index()
     markdown = (f"Worst prototype per defect level, {args.n} supercells each ({BOUNDS}):\n\n"
-                + config.markdown_table(worst, "{:.4f}"))
+                + config.markdown_table(worst, ".4f"))
     config.save_table("scale_bias", table, markdown=markdown)
     print("\n" + markdown)
     return 0
