@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .orientations import combine_views
-from .robustness import level_text
+from .robustness import render_table
 from .structures import ball_cut, random_rotation, rotate
 
 
@@ -66,23 +66,8 @@ def robustness_table(runs: dict, paper_predicted: np.ndarray, view_probability: 
 
 
 def table_markdown(table, n_views: int) -> str:
-    """The side-by-side robustness table in Markdown (``DataFrame.to_markdown``): accuracies in per cent,
-    uncertainties in nats."""
-    import pandas as pd
-
-    def pct(v):
-        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
-
-    spglib = [c for c in table.columns if c.startswith("spglib_")]
-    out = pd.DataFrame({
-        "defect": ["pristine" if d == "none" else d for d in table["defect"]],
-        "level": [level_text(d, v) for d, v in zip(table["defect"], table["level"])],
-        "n": table["n"].astype(int).astype(str),
-        "paper's model, aligned": table["paper_model_aligned"].map(pct),
-        "any orientation, 1 view": table["one_view"].map(pct),
-        f"any orientation, {n_views} views": table["views"].map(pct),
-        "n (spglib)": table["n_spglib"].astype(int).astype(str),
-        **{f"spglib symprec {c.split('_', 1)[1]} Å": table[c].map(pct) for c in spglib},
-        f"mean predictive entropy, {n_views} views (nats)": table["mean_entropy"].map(lambda v: f"{v:.4f}"),
-        f"mean mutual information, {n_views} views (nats)": table["mean_mutual_information"].map(lambda v: f"{v:.4f}")})
-    return out.to_markdown(index=False, disable_numparse=True) + "\n"
+    """The side-by-side robustness table in Markdown: accuracies in per cent, uncertainties in nats."""
+    return render_table(table, {"paper_model_aligned": "paper's model, aligned", "one_view": "any orientation, 1 view",
+                                "views": f"any orientation, {n_views} views"},
+                        {"mean_entropy": f"mean predictive entropy, {n_views} views (nats)",
+                         "mean_mutual_information": f"mean mutual information, {n_views} views (nats)"})

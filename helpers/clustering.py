@@ -307,8 +307,7 @@ def table5_markdown(table, cnn_accuracy: float = float("nan")) -> str:
     (``DataFrame.to_markdown``)."""
     import pandas as pd
 
-    def pct(v):
-        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
+    from .config import percent as pct
 
     out = pd.DataFrame({"embedding": table["embedding"], "dims": table["dimensions"].astype(str),
                         "clustering": table["clustering"], "accuracy": table["accuracy"].map(pct),

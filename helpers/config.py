@@ -41,6 +41,11 @@ def write_text(path: Path, text: str) -> Path:
     return atomic(path, text)
 
 
+def percent(v) -> str:
+    """A fraction as a percentage with two decimals ("99.86 %"); "—" for None or NaN (not measured)."""
+    return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
+
+
 def markdown_table(table, float_format: str = ".4f") -> str:
     """A pandas DataFrame as a Markdown table (``DataFrame.to_markdown``), floats with ``float_format``."""
     return table.to_markdown(index=False, floatfmt=float_format) + "\n"

@@ -50,8 +50,7 @@ def check_inputs(expect: dict) -> dict:
     return load_results(expect)
 
 
-def pct(v) -> str:
-    return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
+pct = config.percent
 
 
 def _row(table, defect: str, level: float):

@@ -24,10 +24,6 @@ def page_path() -> Path:
     return config.figures_dir() / "RESULTS.md"
 
 
-def _pct(v) -> str:
-    return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
-
-
 def _load(path: Path, notebook: str):
     """A results file with its provenance checked, or None when that notebook has not run."""
     try:
@@ -68,27 +64,27 @@ def headline(found: dict) -> str:
         a, p = cnn["accuracy"], cnn["params"]
         rows.append(("Paper's protocol (03): held-out accuracy, pristine / "
                      f"{100 * p['vacancy_fraction']:g} % vacancies / σ = {100 * p['displacement_sigma']:g} % displacements",
-                     f"{_pct(a['test_pristine'])} / {_pct(a['test_vacancies'])} / {_pct(a['test_displacements'])} "
+                     f"{config.percent(a['test_pristine'])} / {config.percent(a['test_vacancies'])} / {config.percent(a['test_displacements'])} "
                      f"(n = {cnn['n']['test_pristine']} each)"))
         defective = [r for r in cnn["robustness"] if r["defect"] != "none"]
         if defective:
             spglib = sorted(k for k in defective[0] if k.startswith("spglib_"))
             rows.append((f"Paper's Table 1 (03): lowest accuracy over {len(defective)} defect levels, CNN / "
                          + " / ".join(f"spglib symprec {k.split('_', 1)[1]} Å" for k in spglib),
-                         " / ".join([_pct(min(r["cnn"] for r in defective))]
-                                    + [_pct(min(r[k] for r in defective)) for k in spglib])))
+                         " / ".join([config.percent(min(r["cnn"] for r in defective))]
+                                    + [config.percent(min(r[k] for r in defective)) for k in spglib])))
     if unsup:
         best = max(unsup["table5"], key=lambda r: r["accuracy"])
         rows.append(("Without labels (05): best embedding + clustering, accuracy",
-                     f"{_pct(best['accuracy'])} ({best['embedding']} + {best['clustering']}, ARI {best['ari']:.4f})"))
+                     f"{config.percent(best['accuracy'])} ({best['embedding']} + {best['clustering']}, ARI {best['ari']:.4f})"))
     if other:
         f, h = other["failure"], other["held_out"]
         rows.append(("Beyond the paper (07): the paper's model, aligned / turned at random",
-                     f"{_pct(f['aligned (standard orientation)'])} / {_pct(f['turned at random'])}"))
+                     f"{config.percent(f['aligned (standard orientation)'])} / {config.percent(f['turned at random'])}"))
         n = other["n_views"]
         rows.append((f"Beyond the paper (07): any orientation, {n} views, pristine / vacancies / displacements / "
                      "clusters without a cell",
-                     " / ".join(_pct(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
+                     " / ".join(config.percent(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
                                                               "test_clusters") if k in h)))
     timings = found.get("timings")
     if timings:

@@ -142,22 +142,29 @@ def level_text(defect: str, level: float) -> str:
             else f"σ = {100 * level:g} % of NN")
 
 
-def table_markdown(table) -> str:
-    """The robustness table in the layout of the paper's Table 1: accuracy in per cent (``DataFrame.to_markdown``)."""
+def render_table(table, accuracy: dict, uncertainty: dict, n_header: str = "n") -> str:
+    """A robustness table (one row per defect level) in Markdown (``DataFrame.to_markdown``): defect, level, the
+    number of structures, then the ``accuracy`` columns ({column: header}) in per cent, spglib's count and its
+    accuracy at every tolerance, and the ``uncertainty`` columns ({column: header}, those present) in nats."""
     import pandas as pd
 
-    def pct(v):
-        return "—" if pd.isna(v) else f"{100 * v:.2f} %"
+    from .config import percent
 
     spglib = [c for c in table.columns if c.startswith("spglib_")]
     out = pd.DataFrame({
         "defect": ["pristine" if d == "none" else d for d in table["defect"]],
         "level": [level_text(d, v) for d, v in zip(table["defect"], table["level"])],
-        "n (CNN)": table["n"].astype(int).astype(str), "CNN": table["cnn"].map(pct),
+        n_header: table["n"].astype(int).astype(str),
+        **{header: table[column].map(percent) for column, header in accuracy.items()},
         "n (spglib)": table["n_spglib"].astype(int).astype(str),
-        **{f"spglib symprec {c.split('_', 1)[1]} Å": table[c].map(pct) for c in spglib}})
-    for column, name in (("mean_entropy", "mean predictive entropy (nats)"),
-                         ("mean_mutual_information", "mean mutual information (nats)")):
-        if column in table:
-            out[name] = table[column].map(lambda v: f"{v:.4f}")
+        **{f"spglib symprec {c.split('_', 1)[1]} Å": table[c].map(percent) for c in spglib},
+        **{header: table[column].map(lambda v: f"{v:.4f}") for column, header in uncertainty.items()
+           if column in table}})
     return out.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def table_markdown(table) -> str:
+    """The robustness table in the layout of the paper's Table 1: accuracy in per cent."""
+    return render_table(table, {"cnn": "CNN"}, {"mean_entropy": "mean predictive entropy (nats)",
+                                                 "mean_mutual_information": "mean mutual information (nats)"},
+                        n_header="n (CNN)")
