@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results fixtures test bench bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results fixtures test bench bench-scale bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -37,6 +37,12 @@ test: $(STAMP)
 ## bench: fingerprint speed against the complex128 reference, measured in the same run
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fingerprint.py
+
+## bench-scale: the streaming batch on Dask (helpers.batch) against the process pool: structures/s with 1 and 2
+## workers, peak memory at 10,000 and 100,000 structures, resuming after a kill, .npz against ASE database reads
+## (about 20 minutes) -> benchmarks/results/bench_scale.md
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 ## bench-train: CNN training speed per backend / thread setting against TensorFlow's defaults, same run
 bench-train: $(STAMP)

@@ -128,6 +128,25 @@ def prepare_any_orientation(atoms: Atoms, target_atoms: int, allow_multiple_elem
     return cluster, reason + how
 
 
+_SAVED = {}  # kind -> (file identity, (model, metadata)): a process classifying chunk after chunk loads once
+
+
+def _load_saved(kind: str):
+    """The saved model of ``kind``, loaded again only when its file changed (size or modification time)."""
+    path = models.model_paths(kind=kind)[0]
+    try:
+        stat = path.stat()
+        identity = (str(path), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        identity = None
+    cached = _SAVED.get(kind)
+    if identity is not None and cached is not None and cached[0] == identity:
+        return cached[1]
+    loaded = models.load_model(kind=kind)
+    _SAVED[kind] = (identity, loaded)
+    return loaded
+
+
 class _Models:
     """The saved models, loaded when first needed; a missing one becomes an error row, not a crash."""
 
@@ -137,7 +156,7 @@ class _Models:
     def get(self, kind: str):
         if kind not in self.loaded:
             try:
-                self.loaded[kind] = models.load_model(kind=kind)
+                self.loaded[kind] = _load_saved(kind)
             except (FileNotFoundError, models.StaleDataError) as exc:
                 self.loaded[kind] = exc
         found = self.loaded[kind]

@@ -430,7 +430,7 @@ def save_model(model, info: dict, directory: Path | None = None, extra: dict | N
                 "training": {k: v for k, v in info.items() if k != "validation_index"},
                 "model_sha256": file_sha256(tmp), **(extra or {})}
         os.replace(tmp, path)
-        provenance.write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=provenance._jsonable))
+        provenance.write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=provenance.jsonable))
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -443,7 +443,14 @@ def load_model(directory: Path | None = None, kind: str = "paper"):
     belong together, or when it was made in another file format, for other fingerprint settings or other classes.
     The files it was trained from are not checked here (a model copied elsewhere stays usable): a notebook that
     needs the model to match its data calls :func:`check_trained_on`."""
-    keras = keras_module()
+    path, meta = check_saved_model(directory, kind)
+    return keras_module().saving.load_model(path), meta
+
+
+def check_saved_model(directory: Path | None = None, kind: str = "paper") -> tuple:
+    """(model path, metadata) after every check of :func:`load_model` that does not need Keras: whether the model
+    exists, belongs to its metadata, and was made in this file format, for these fingerprint settings and
+    classes. Raises FileNotFoundError or StaleDataError naming the notebook to rerun."""
     path, meta_path = model_paths(directory, kind)
     notebook = MODEL_KINDS[kind][1]
     if not path.exists() or not meta_path.exists():
@@ -460,7 +467,7 @@ def load_model(directory: Path | None = None, kind: str = "paper"):
     if meta.get("class_names") != list(CLASSES):
         raise StaleDataError(f"{path} predicts classes {meta.get('class_names')}, not {list(CLASSES)}; "
                              f"rerun {notebook}.")
-    return keras.saving.load_model(path), meta
+    return path, meta
 
 
 def check_trained_on(meta: dict, expect: dict, kind: str = "paper") -> None:

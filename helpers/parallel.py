@@ -38,7 +38,7 @@ def _context():
 
 
 @contextmanager
-def _without_main_module():
+def without_main_module():
     """Hide ``__main__.__file__`` and ``__main__.__spec__`` (restored afterwards): worker processes then start
     without re-running the caller's script (module docstring)."""
     main = sys.modules.get("__main__")
@@ -77,7 +77,7 @@ def map_chunks(func: Callable, items: Sequence, n_jobs: int | None = None, chunk
             return
         pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=_context())
         try:
-            with _without_main_module():
+            with without_main_module():
                 results = pool.map(func, starts, chunks)  # submitting starts the workers
             for start, chunk, result in zip(starts, chunks, results):
                 bar.update(len(chunk))

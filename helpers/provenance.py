@@ -186,7 +186,7 @@ def write_text(path, text: str) -> Path:
     return path
 
 
-def _jsonable(v):
+def jsonable(v):
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):
@@ -206,7 +206,7 @@ def save_npz(path, arrays: dict, meta: dict) -> Path:
     meta = {"format_version": FORMAT_VERSION, **meta}
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            items = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True, default=_jsonable)))
+            items = dict(arrays, meta=np.array(json.dumps(meta, sort_keys=True, default=jsonable)))
             for name, value in items.items():
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 with zf.open(info, "w", force_zip64=True) as fh:
@@ -238,7 +238,7 @@ def save_json(path, data: dict, meta: dict) -> Path:
     if "provenance" in data:
         raise ValueError("'provenance' is reserved for the record; rename that entry of the data")
     body = {"provenance": {"format_version": FORMAT_VERSION, **meta}, **data}
-    return write_text(path, json.dumps(body, indent=1, default=_jsonable))
+    return write_text(path, json.dumps(body, indent=1, default=jsonable))
 
 
 def load_json(path, notebook: str, expect: dict | None = None) -> dict:

@@ -119,6 +119,37 @@ def test_01_wrote_balanced_held_out_sets(executed):
         assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000
 
 
+def test_01_wrote_databases_that_ase_db_lists_with_their_labels(executed):
+    """`ase db` (the command line) selects each class by its label, and every row matches the .npz structure."""
+    import subprocess
+    import sys
+
+    import ase.db
+
+    for name in datasets.STRUCTURE_SETS:
+        stored = datasets.load_structures(name, DATA)
+        path = datasets.structure_db_path(name)
+        for k, label in enumerate(CLASSES):
+            listing = subprocess.run([sys.executable, "-m", "ase", "db", str(path), f"label={label}", "--count"],
+                                     capture_output=True, text=True, check=True).stdout
+            assert listing.split()[0] == str(int(np.sum(stored["label"] == k))), (name, label, listing)
+        with ase.db.connect(path) as db:
+            rows = list(db.select(sort="id"))
+            assert db.metadata["params"]["data_seed"] == DATA["data_seed"]
+        assert len(rows) == len(stored)
+        for i in (0, len(rows) // 2, len(rows) - 1):
+            row, atoms = rows[i], stored.atoms(i)
+            assert row.label == stored.class_names[stored["label"][i]] and row.prototype == stored["prototype"][i]
+            assert row.defect == stored["defect"][i] and row.level == stored["defect_level"][i]
+            assert row.element == stored["element"][i] and row.spacegroup == stored["spacegroup"][i]
+            np.testing.assert_array_equal(row.toatoms().positions, atoms.positions)
+            np.testing.assert_array_equal(row.toatoms().numbers, atoms.numbers)
+    listing = subprocess.run([sys.executable, "-m", "ase", "db", str(datasets.structure_db_path("test_vacancies")),
+                              "label=fcc", "-c", "id,label,defect,level"], capture_output=True, text=True,
+                             check=True).stdout
+    assert "fcc" in listing and "vacancies" in listing
+
+
 def test_02_wrote_fingerprints_of_every_set(executed):
     root, _ = executed
     outside = ~ring_mask()
