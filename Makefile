@@ -34,9 +34,11 @@ fixtures:
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## bench: fingerprint speed against the complex128 reference, measured in the same run
+## bench: fingerprint speed against the complex128 reference, measured in the same run, with this CPU's
+## instruction sets and with AVX2 + FMA only -> benchmarks/results/bench_fingerprint_{native,avx2}.json
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fingerprint.py
+	$(BIN)/python benchmarks/bench_fingerprint.py --isa avx2
 
 ## bench-scale: the streaming batch on Dask (helpers.batch) against the process pool: structures/s with 1 and 2
 ## workers, peak memory at 10,000 and 100,000 structures, resuming after a kill, .npz against ASE database reads

@@ -14,20 +14,19 @@ How the fast path gets its speed (all exact, no approximation of the physics):
   offset (a, b) from the centre has the scattering vector q = (u, v, t) with u = k a p / r,
   v = k b p / r, t = k (D / r - 1); its seven partners (+-a, +-b), (+-b, +-a) share t and |u|, |v|.
   Since exp(-i q.x) = exp(-i t z) exp(-i u x) exp(-i v y), five sine/cosine pairs per orbit and atom
-  give all eight pixels (instead of eight pairs); the sum over atoms becomes a small batched matrix
-  product.
+  give all eight pixels (instead of eight pairs); each atom adds eight products to its orbit's sums.
 * Rz(-45 deg) is Rz(+45 deg) seen on the grid rotated by 90 deg, which maps pixels onto pixels, so
   the blue channel needs one pattern, not two: five patterns per structure instead of six.
-* float32 arithmetic on structures centred on their centroid (phases stay below ~150 rad, where
-  float32 sine/cosine is accurate to ~1e-5); the tests hold the result to a complex128 direct sum
+* float32 arithmetic on structures centred on their centroid (a 256-atom block's phases stay below ~150 rad,
+  where rounding the phase to float32 costs ~1e-5); the tests hold the result to a complex128 direct sum
   within 1e-4 on every pixel.
-* Orbits are processed in blocks whose phases, sines and cosines stay in a core's L2 cache.
+* The sum over atoms is one compiled loop (:mod:`helpers.kernels`, numba): phases, sines, cosines and the
+  eight products of each atom stay in registers instead of passing through memory as numpy arrays.
 * The batch function spreads chunks of structures over worker processes, one BLAS thread each.
 """
 from __future__ import annotations
 
 import math
-import threading
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -35,6 +34,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from .kernels import LANES, orbit_sums
 from .neighbours import SCALE_METHOD, nn_scale
 
 # ---- the numbers of docs/science.md ------------------------------------------------------------
@@ -166,6 +166,15 @@ def _form_factor_on_orbits(z: int) -> np.ndarray:
     return form_factor(z, _orbits()["qnorm"])
 
 
+def warm_caches() -> None:
+    """Fill the per-process caches: orbit tables, solid angles and every element's form factors (Z = 1 ... 98)."""
+    _orbits()
+    solid_angle_image()
+    for z in range(1, MAX_Z_FORM_FACTOR + 1):
+        _f2_image(z)
+        _form_factor_on_orbits(z)
+
+
 # ---- input checks and scaling ----------------------------------------------------------------
 def _as_atoms(atoms) -> Atoms:
     if not isinstance(atoms, Atoms):
@@ -222,51 +231,22 @@ _ROTATIONS = {  # the five patterns computed; Rz(-45) comes from Rz(+45) by a 90
 }
 
 
-ORBIT_CHUNK = 64  # orbits per block: phases, sines and cosines of a block stay in a core's L2 cache
-
-
-class _Workspace(threading.local):
-    """Per-thread scratch arrays, reused between structures of the same size (no page faults)."""
-
-    n_atoms = -1
-
-    def get(self, n_atoms: int):
-        if n_atoms != self.n_atoms:
-            self.phase = np.empty((ORBIT_CHUNK * 3, n_atoms), np.float32)
-            self.trig = np.empty((ORBIT_CHUNK, 3, 2, n_atoms), np.float32)  # (row, cos/sin, atom)
-            self.sums = np.empty((_orbits()["n_rows"], 4, 2), np.float32)
-            self.n_atoms = n_atoms
-        return self
-
-
-_WORKSPACE = _Workspace()
-
-
 def _orbit_intensity(xyz: np.ndarray, weights: np.ndarray | None, image: np.ndarray) -> None:
     """Write |Psi|^2 (divided by f^2 when weights is None) on the ring pixels into flat ``image``.
 
-    xyz: (N, 3) float32 centred positions in one orientation. weights: None for one species, else
-    (M, N) float32 form factors per orbit row and atom.
+    xyz: (N, 3) centred positions in one orientation. weights: None for one species, else (M, N) float32 form
+    factors per orbit row and atom. The sums over atoms are :func:`helpers.kernels.orbit_sums`.
     """
     g = _orbits()
-    n, m = len(xyz), g["n_rows"]
-    ws = _WORKSPACE.get(n)
-    xyz_t = np.ascontiguousarray(xyz.T)
-    for start in range(0, m, ORBIT_CHUNK):
-        stop = min(start + ORBIT_CHUNK, m)
-        rows = stop - start
-        phase = ws.phase[: rows * 3]
-        np.matmul(g["qrows"][start * 3: stop * 3], xyz_t, out=phase)  # the phases q.x: one GEMM
-        phase = phase.reshape(rows, 3, n)
-        trig = ws.trig[:rows]
-        np.cos(phase, out=trig[:, :, 0])
-        np.sin(phase, out=trig[:, :, 1])
-        left = trig[:, :2]  # (rows, 2, 2, N): cos/sin of (+ux + tz) and (-ux + tz)
-        if weights is not None:
-            left *= weights[start:stop, None, None, :]
-        # sums[:, r, l]: over atoms, (c+, s+, c-, s-)_r times (cos vy, sin vy)_l
-        np.matmul(left.reshape(rows, 4, n), trig[:, 2].transpose(0, 2, 1), out=ws.sums[start:stop])
-    d = ws.sums.astype(np.float64)
+    n = len(xyz)
+    padded = -(-n // LANES) * LANES
+    xyz_t = np.zeros((3, padded), np.float32)
+    xyz_t[:, :n] = xyz.T
+    w = np.zeros((1 if weights is None else len(weights), padded), np.float32)
+    w[:, :n] = 1.0 if weights is None else weights
+    sums = np.empty((g["n_rows"], 4, 2), np.float32)
+    orbit_sums(g["qrows"], xyz_t, w, sums)
+    d = sums.astype(np.float64)
     # exp(-i(s1 ux + tz)) exp(-i s2 vy) = (c - i s)(C - i s2 S): real c C - s2 s S, imaginary -(s C + s2 c S)
     s2 = g["s2"]
     re = np.concatenate([d[None, :, 0, 0] - s2[:2] * d[None, :, 1, 1], d[None, :, 2, 0] - s2[2:] * d[None, :, 3, 1]])

@@ -41,6 +41,8 @@ from ase import Atoms
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .kernels import assign_to_centres, neighbour_scan
+
 #: Name of the scale estimate, stored with every fingerprint file (FINGERPRINT_PARAMS): files made with
 #: another estimate are refused.
 SCALE_METHOD = "soft minimum (2 %, tapered from 8 to 12 %) of the lengths of the mean neighbour vectors"
@@ -51,6 +53,7 @@ _REACH = 0.4           # a vector belongs to the nearest cluster centre within t
 _MERGE = 0.2           # centres closer than this are one cluster
 _SIGNIFICANT = 0.25    # clusters with fewer members than this share of the largest are ignored
 _TEMPERATURE = 0.02    # of the soft minimum, relative to the shortest mean vector
+_MAX_VECTORS = 96      # neighbour vectors kept per atom in the first search (more: the careful search)
 
 
 @lru_cache(maxsize=8)
@@ -164,24 +167,14 @@ def _cluster_centres(V: np.ndarray, step: float) -> np.ndarray:
     return (np.argwhere(peaks) - n + 0.5) * step
 
 
-def _nearest(V: np.ndarray, centres: np.ndarray, reach: float) -> tuple:
-    """(distance, index) of the nearest centre for every vector (a few dozen centres: a direct computation beats a
-    tree); distance inf where none lies within ``reach``."""
-    d2 = (V * V).sum(axis=1)[:, None] - 2.0 * V @ centres.T + (centres * centres).sum(axis=1)[None, :]
-    label = d2.argmin(axis=1)
-    dist = np.sqrt(np.maximum(d2[np.arange(len(V)), label], 0.0))
-    return np.where(dist < reach, dist, np.inf), label
-
-
 def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> tuple:
     """Mean vector, size and spread of every cluster: each vector joins the nearest centre within ``reach``,
     centres move to their members' mean, and centres closer than ``merge`` (two peaks of one cluster) become
-    one. The spread is the root-mean-square deviation of the members from their mean, per Cartesian component."""
+    one. The spread is the root-mean-square deviation of the members from their mean, per Cartesian component.
+    The assignment is :func:`helpers.kernels.assign_to_centres` (one compiled pass)."""
+    V = np.ascontiguousarray(V, dtype=np.float64)
     for step in range(8):
-        dist, label = _nearest(V, centres, reach)
-        member = np.isfinite(dist)
-        count = np.bincount(label[member], minlength=len(centres))
-        sums = np.stack([np.bincount(label[member], weights=V[member, k], minlength=len(centres)) for k in range(3)], 1)
+        _, _, count, sums, _ = assign_to_centres(V, np.ascontiguousarray(centres, dtype=np.float64), float(reach))
         kept = count > 0
         centres, count = sums[kept] / count[kept, None], count[kept]
         close = kd_tree(centres).query_pairs(merge, output_type="ndarray")
@@ -194,10 +187,7 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
             if a not in drop and b not in drop:
                 drop.add(int(b) if count[a] >= count[b] else int(a))
         centres = np.delete(centres, sorted(drop), axis=0)
-    dist, label = _nearest(V, centres, reach)
-    member = np.isfinite(dist)
-    count = np.bincount(label[member], minlength=len(centres))
-    squares = np.bincount(label[member], weights=dist[member] ** 2, minlength=len(centres))
+    _, _, count, _, squares = assign_to_centres(V, np.ascontiguousarray(centres, dtype=np.float64), float(reach))
     return centres, count, np.sqrt(squares / np.maximum(count, 1) / 3)
 
 
@@ -220,18 +210,17 @@ def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray | None) -> tuple:
     cell = np.asarray(cell, dtype=np.float64)
     cutoff = 1.8 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0)
     atoms, images = periodic_images(positions, cell, cutoff)
-    d, j = kd_tree(images).query(atoms, k=min(32, len(images)), distance_upper_bound=cutoff)
-    first = d[:, 1] if d.shape[1] > 1 else np.full(len(atoms), np.inf)
+    first, vectors, counts, overflow = neighbour_scan(np.ascontiguousarray(atoms), np.ascontiguousarray(images.T),
+                                                      float(cutoff), _MAX_VECTORS)
     if not np.all(np.isfinite(first)) or np.any(first < 1e-6):  # a sparse or odd structure: the careful search
         rough = float(np.median(nearest_neighbour_distances(positions, cell)))
         return rough, neighbour_vectors(positions, cell, _VECTOR_CUTOFF * rough)
     rough = float(np.median(first))
     bound = _VECTOR_CUTOFF * rough
-    if bound > cutoff or np.any(np.isfinite(d[:, -1]) & (d[:, -1] < bound)):  # the search stopped short
+    if bound > cutoff or overflow:  # the images do not reach far enough, or an atom has too many neighbours
         return rough, neighbour_vectors(positions, cell, bound)
-    found = (d < bound) & (d > 1e-9)
-    i = np.broadcast_to(np.arange(len(atoms))[:, None], d.shape)
-    return rough, images[j[found]] - atoms[i[found]]
+    V = vectors[np.arange(_MAX_VECTORS)[None, :] < counts[:, None]]
+    return rough, V[(V * V).sum(axis=1) < bound * bound]
 
 
 def scale_and_spread(atoms: Atoms) -> tuple:

@@ -28,11 +28,13 @@ def default_n_jobs() -> int:
 def _context():
     """Workers start from a clean forkserver process where the platform has one: forking a Jupyter
     kernel directly would copy a process that runs several threads (its messaging), which Python
-    warns is unsafe. The server imports the helpers once, so workers still start fast."""
+    warns is unsafe. The server imports the helpers (and fills their caches: :mod:`helpers.warmup`) once, so
+    workers still start fast."""
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["helpers.fingerprint", "helpers.structures", "helpers.datasets"])
+        context.set_forkserver_preload(["helpers.fingerprint", "helpers.structures", "helpers.datasets",
+                                        "helpers.warmup"])
         return context
     return multiprocessing.get_context("spawn")
 
