@@ -6,8 +6,9 @@
    the Atoms in memory and from an ASE database that the workers read themselves. Start-up of the pool or cluster
    is included in every figure.
 2. **Memory.** Peak resident memory of the whole batch (client, scheduler and workers, sampled every 0.1 s) for
-   10,000 and for 100,000 structures: a 1,000-structure set of small crystals (32-64 atoms) repeated, streamed
-   from a generator. Flat means the ratio stays near 1.
+   10,000 and for 100,000 structures: a 1,000-structure set of small crystals (about 48 atoms) repeated, streamed
+   from a generator. Flat means the ratio stays near 1. One structure in every 1,000 has an unknown element: the
+   run must give exactly those an error row and fingerprint every other one.
 3. **Resume.** A batch of the 2,000 structures run from a script on standard input, killed (every process) once
    half of its chunks are written, then run again: the rerun's time against the uninterrupted run's.
 4. **The field's formats.** Reading a structure set from its .npz (what the notebooks read) against reading it
@@ -112,13 +113,18 @@ def throughput(atoms: list, workdir: Path, chunk_size: int) -> dict:
     seconds, _ = timed(lambda: run_batch(str(db_path), workdir / "db2", chunk_size=chunk_size, n_workers=2,
                                          classify=False, progress=False, overwrite=True))
     out["Dask, 2 workers, ASE database read by the workers"] = n / seconds
-    return out, per_worker
+    sizes = {kind: sum(f.stat().st_size for f in (workdir / "db2" / kind).glob("part-*")) / n
+             for kind in ("table", "fingerprints")}
+    return out, per_worker, sizes
 
 
 def memory(counts: list, workdir: Path, chunk_size: int) -> dict:
-    from helpers.batch import run_batch
+    from ase import Atoms
+
+    from helpers.batch import read_table, run_batch
 
     base = small_set(1000)
+    base[500] = Atoms("X8", positions=np.random.default_rng(0).random((8, 3)) * 4, cell=[4, 4, 4], pbc=True)
     out = {}
     for n in counts:
         target = workdir / f"memory_{n}"
@@ -126,8 +132,13 @@ def memory(counts: list, workdir: Path, chunk_size: int) -> dict:
             seconds, summary = timed(lambda: run_batch(itertools.islice(itertools.cycle(base), n), target,
                                                        chunk_size=chunk_size, n_workers=2, classify=False,
                                                        progress=False, overwrite=True))
-        assert summary["structures"] == n, summary
-        out[n] = {"peak_gib": peak.peak / 2**30, "seconds": seconds, "structures_per_s": n / seconds}
+        table = read_table(target)
+        errors = table["error"].notna()
+        assert summary["structures"] == len(table) == n, summary
+        assert errors.sum() == n // 1000 and set(table.index[errors] % 1000) == {500}, "one unknown element per 1,000"
+        assert table["fingerprinted"].sum() == n - n // 1000
+        out[n] = {"peak_gib": peak.peak / 2**30, "seconds": seconds, "structures_per_s": n / seconds,
+                  "error_rows": int(errors.sum()), "fingerprinted": int(table["fingerprinted"].sum())}
         shutil.rmtree(target)  # 48 KiB of fingerprint per structure
     return out
 
@@ -241,7 +252,7 @@ def main():
     atoms = make_structures(args.n)
     workdir = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:
-        rates, per_worker = throughput(atoms, workdir, args.chunk_size)
+        rates, per_worker, sizes = throughput(atoms, workdir, args.chunk_size)
         print(json.dumps(rates, indent=1), flush=True)
         peaks = memory(args.memory, workdir, args.chunk_size)
         print(json.dumps(peaks, indent=1), flush=True)
@@ -265,14 +276,16 @@ def main():
         "|---|---|---|",
         *[f"| {k} | {v:.1f} | {v / pool:.2f}x |" for k, v in rates.items()],
         "",
-        f"One worker's own rate, its chunks' time without the cluster's start-up: {per_worker:.1f} structures/s.",
+        f"One worker's own rate, its chunks' time without the cluster's start-up: {per_worker:.1f} structures/s. "
+        f"Written per structure: {sizes['table']:.0f} bytes of Parquet table (without classification columns filled), "
+        f"{sizes['fingerprints']:,.0f} bytes of fingerprint.",
         "",
         "## Peak memory (client + scheduler + 2 workers), a 1,000-structure set repeated",
         "",
-        "| structures | peak memory | time | structures/s |",
-        "|---|---|---|---|",
-        *[f"| {n:,} | {v['peak_gib']:.3f} GiB | {v['seconds']:.1f} s | {v['structures_per_s']:.1f} |"
-          for n, v in peaks.items()],
+        "| structures | peak memory | time | structures/s | error rows (unknown element) | fingerprinted |",
+        "|---|---|---|---|---|---|",
+        *[f"| {n:,} | {v['peak_gib']:.3f} GiB | {v['seconds']:.1f} s | {v['structures_per_s']:.1f} | "
+          f"{v['error_rows']:,} | {v['fingerprinted']:,} |" for n, v in peaks.items()],
         "",
         f"Peak at {args.memory[-1]:,} against {args.memory[0]:,}: "
         f"**{peaks[args.memory[-1]]['peak_gib'] / peaks[args.memory[0]]['peak_gib']:.3f}x**.",
@@ -299,7 +312,7 @@ def main():
         "",
     ]
     result = {"machine": machine.describe(), "n": args.n, "chunk_size": args.chunk_size, "throughput": rates,
-              "per_worker_structures_per_s": per_worker,
+              "per_worker_structures_per_s": per_worker, "bytes_per_structure": sizes,
               "memory": {str(k): v for k, v in peaks.items()}, "resume": resumed, "formats": read}
     config.write_text(RESULTS / "bench_scale.json", json.dumps(result, indent=1))
     config.write_text(RESULTS / "bench_scale.md", "\n".join(lines) + "\n")

@@ -180,6 +180,25 @@ def normalise_sources(sources) -> tuple:
     raise TypeError(f"cannot read structures from a {type(sources).__name__}: pass paths or ase.Atoms objects")
 
 
+def _source_batches(source: str, chunk_size: int) -> Iterator[tuple]:
+    """(payload, number of items) for consecutive chunks of one path source (read lazily)."""
+    if _is_database(source):
+        import ase.db
+
+        with ase.db.connect(source) as db:
+            count = db.count()
+        for start in range(0, count, chunk_size):
+            n = min(chunk_size, count - start)
+            yield ("db", source, start, n), n
+    elif Path(source).is_dir():
+        files = _folder_files(Path(source))
+        for start in range(0, len(files), chunk_size):
+            yield ("files", files[start: start + chunk_size]), len(files[start: start + chunk_size])
+    else:
+        for chunk in _batched(_named_frames(source), chunk_size):
+            yield ("atoms", chunk), len(chunk)
+
+
 def iter_chunks(kind: str, sources, chunk_size: int, skip=frozenset()) -> Iterator[Chunk]:
     """The collection as consecutive chunks; a chunk holds items of one source only. An item is a file's
     frame, a database row, a file of a folder (all its frames) or an Atoms object. Chunks whose number is in
@@ -195,21 +214,7 @@ def iter_chunks(kind: str, sources, chunk_size: int, skip=frozenset()) -> Iterat
                                                  "with ase.io.read first")
         groups = [((("atoms", chunk), len(chunk)) for chunk in _batched(rows(), chunk_size))]
     else:
-        groups = []
-        for source in sources:
-            if _is_database(source):
-                import ase.db
-
-                with ase.db.connect(source) as db:
-                    count = db.count()
-                groups.append(((("db", source, s, min(chunk_size, count - s)), min(chunk_size, count - s))
-                               for s in range(0, count, chunk_size)))
-            elif Path(source).is_dir():
-                files = _folder_files(Path(source))
-                groups.append(((("files", files[s: s + chunk_size]), len(files[s: s + chunk_size]))
-                               for s in range(0, len(files), chunk_size)))
-            else:
-                groups.append(((("atoms", chunk), len(chunk)) for chunk in _batched(_named_frames(source), chunk_size)))
+        groups = [_source_batches(source, chunk_size) for source in sources]
     number, index = 0, 0
     for group in groups:
         for payload, n in group:
@@ -262,6 +267,7 @@ def _classify_rows(structures: list, options: dict, seed: int) -> list:
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one per chunk size, harmless
     kwargs = dict(model=options["model"], n_mc=options["n_mc"], seed=seed, target_atoms=options["target_atoms"],
+                  n_orientations=options.get("n_orientations"),
                   allow_multiple_elements=options["allow_multiple_elements"], n_jobs=1, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the error column says it
@@ -441,7 +447,8 @@ def _check_models(model: str) -> None:
 
 def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int | None = None,
               classify: bool = True, fingerprints: bool = True, model: str = "auto", n_mc: int = 50, seed: int = 0,
-              target_atoms: int | None = None, allow_multiple_elements: bool = False,
+              n_orientations: int | None = None, target_atoms: int | None = None,
+              allow_multiple_elements: bool = False,
               max_in_flight: int | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Fingerprint and classify a collection chunk by chunk on Dask, resuming a batch begun in ``out``.
 
@@ -461,7 +468,7 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
         Workers of the local cluster (default: every core).
     classify, fingerprints : bool
         Write the classification table columns / the fingerprints.
-    model, n_mc, target_atoms, allow_multiple_elements
+    model, n_mc, n_orientations, target_atoms, allow_multiple_elements
         As for :func:`helpers.classify.classify`. ``seed`` gives each chunk its seed (:func:`chunk_seed`).
     max_in_flight : int, optional
         Chunks read and queued at once (default: twice the workers); bounds the memory.
@@ -488,7 +495,8 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
     if classify:
         _check_models(model)
     options = {"chunk_size": int(chunk_size), "classify": bool(classify), "fingerprints": bool(fingerprints),
-               "model": model, "n_mc": int(n_mc), "seed": int(seed), "target_atoms": target_atoms,
+               "model": model, "n_mc": int(n_mc), "seed": int(seed), "n_orientations": n_orientations,
+               "target_atoms": target_atoms,
                "allow_multiple_elements": bool(allow_multiple_elements)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -575,12 +583,14 @@ def main(argv=None) -> None:
     parser.add_argument("--no-fingerprints", action="store_true", help="classification table only")
     parser.add_argument("--model", default="auto", choices=["auto", "paper", "any_orientation"])
     parser.add_argument("--n-mc", type=int, default=50, help="Monte-Carlo dropout passes")
+    parser.add_argument("--n-orientations", type=int, help="views per structure for the orientation-free model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     args = parser.parse_args(argv)
     summary = run_batch(args.sources, args.out, chunk_size=args.chunk_size, address=args.address,
                         n_workers=args.workers, classify=not args.no_classify,
                         fingerprints=not args.no_fingerprints, model=args.model, n_mc=args.n_mc, seed=args.seed,
+                        n_orientations=args.n_orientations,
                         overwrite=args.overwrite)
     print(json.dumps(summary))
 

@@ -150,18 +150,24 @@ def test_bad_input_at_scale_becomes_error_rows_and_costs_the_others_nothing(tmp_
     ase.io.write(two_frames, [crystal(0, rng), crystal(1, rng)])
     with open(two_frames, "a") as handle:
         handle.write("12\nthis frame is cut short\nCu 0 0 0\n")
+    database = tmp_path / "first.db"  # a database before a folder and a trajectory: each chunk reads its own source
+    with ase.db.connect(database) as db:
+        for i in range(3):
+            db.write(crystal(i, rng), label=f"row{i}")
     out = tmp_path / "out"
-    summary = batch.run_batch([str(folder), str(two_frames)], out, chunk_size=4, n_workers=1, classify=False,
-                              progress=False)
+    summary = batch.run_batch([str(database), str(folder), str(two_frames)], out, chunk_size=4, n_workers=1,
+                              classify=False, progress=False)
     table = batch.read_table(out)
     by_source = table.set_index("source")
-    assert summary["structures"] == 9 + 3 and len(table) == 12
+    assert summary["structures"] == 3 + 9 + 3 and len(table) == 15
+    assert list(table["source"][:3]) == [f"{database}:id={i}" for i in (1, 2, 3)]
+    assert [json.loads(v)["label"] for v in table["key_value_pairs"][:3]] == ["row0", "row1", "row2"]
     assert by_source.loc[str(folder / "good_3.cif"), "fingerprinted"]
     assert "cannot read" in by_source.loc[str(folder / "corrupt.cif"), "error"]
     assert "cannot read" in by_source.loc[str(folder / "notes.txt"), "error"]
     assert "unknown element" in by_source.loc[str(folder / "unknown.xyz"), "error"]
     assert "from frame 2 on" in by_source.loc[f"{two_frames}@2", "error"]
-    assert table["fingerprinted"].sum() == 6 + 2 and summary["errors"] == 4
+    assert table["fingerprinted"].sum() == 3 + 6 + 2 and summary["errors"] == 4
     X = fingerprints(out)
     assert np.all(np.isfinite(X[table["fingerprinted"].to_numpy()]))
     assert np.all(np.isnan(X[~table["fingerprinted"].to_numpy()]))
@@ -198,6 +204,24 @@ def test_classifying_without_a_trained_model_stops_before_any_work(tmp_path, mon
 def test_chunk_seeds_do_not_depend_on_the_worker_and_differ_between_chunks():
     assert batch.chunk_seed(3, 5) == batch.chunk_seed(3, 5)
     assert len({batch.chunk_seed(3, k) for k in range(100)}) == 100
+
+
+def test_a_script_file_without_a_main_guard_runs_its_batch_once(tmp_path):
+    """Dask's worker processes start from a fresh interpreter; they must not run the caller's script again."""
+    source = tmp_path / "few.extxyz"
+    ase.io.write(source, [crystal(i, np.random.default_rng(8)) for i in range(4)])
+    script = tmp_path / "no_guard.py"
+    script.write_text(textwrap.dedent(f"""
+        from helpers.batch import run_batch
+        print("STARTED", flush=True)
+        summary = run_batch({str(source)!r}, {str(tmp_path / "out")!r}, chunk_size=2, n_workers=2, classify=False,
+                            progress=False)
+        print("DONE", summary["chunks"], flush=True)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=environment(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("STARTED") == 1 and done.stdout.count("DONE 2") == 1, done.stdout
 
 
 def test_the_command_line_runs_a_batch(tmp_path):

@@ -414,8 +414,28 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     assert re.search(r"^\| pristine +\|", (root / "figures" / "tables" / "07_robustness.md").read_text(), re.M)
     assert set(results["classify"]) and set(results["classify"].values()) <= set(CLASSES)
     for fig in ("07_paper_model_turned", "07_augmentation", "07_training_history", "07_accuracy_by_views",
-                "07_robustness", "07_uncertainty"):
+                "07_robustness", "07_uncertainty", "07_batch"):
         assert (root / "figures" / f"{fig}.png").exists(), fig
+    # the Dask batch over 01's vacancy database and the held-out clusters as an extxyz trajectory
+    from helpers import batch
+
+    n = 7 * DATA["n_test_per_class"]
+    run = results["batch"]
+    table = batch.read_table(root / "data" / "batch_07")
+    assert len(table) == run["structures"] == 2 * n and list(table["index"]) == list(range(2 * n))
+    assert run["rerun_skipped"] == run["chunks"] and run["rerun_computed"] == 0 and run["errors"] == 0
+    assert batch.read_fingerprints(root / "data" / "batch_07").shape == (2 * n, 64, 64, 3)
+    from_db = table[table["source"].str.contains("structures_test_vacancies.db")]
+    labels = from_db["key_value_pairs"].map(lambda s: json.loads(s)["label"])
+    vacancies = datasets.load_structures("test_vacancies", DATA)
+    assert list(labels) == [vacancies.class_names[k] for k in vacancies["label"]]
+    assert set(from_db["model"]) == {"paper protocol (notebook 03)"}
+    clusters = table[table["source"].str.contains("batch_07_clusters.extxyz")]
+    assert len(clusters) == n and set(clusters["model"]) == {"any orientation (notebook 07)"}
+    assert set(clusters["n_orientations"]) == {small["n_views"]}
+    accuracy = (from_db["predicted_class"] == labels).mean()
+    stored = [v for k, v in run["accuracy"].items() if k.startswith("01's database")]
+    assert stored == [pytest.approx(accuracy)] and accuracy >= above_chance(n)
 
 
 def test_the_series_wrote_its_results_page_from_the_run(executed):
