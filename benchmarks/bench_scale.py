@@ -232,7 +232,7 @@ def on_paper(per_worker: float, parse_per_s: float, chunk_size: int, nodes: int 
         f"- Output: {fingerprint_bytes / 1024:.0f} KiB of fingerprint per structure, {ideal * fingerprint_bytes / 2**30:,.1f} "
         "GiB/s at full speed, more than a shared parallel file system gives one job; write the table only "
         "(fingerprints=False), or keep the fingerprints on node-local disks.",
-        "- Model: every worker loads the Keras models once (about 10 MB each) and needs this package installed; "
+        "- Model: every worker loads the two Keras models once and needs this package installed; "
         "classification adds the CNN's forward pass, which a GPU node would take instead.",
     ]
 
