@@ -419,26 +419,6 @@ def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> None:
     provenance.write_text(path, json.dumps(manifest, indent=1, default=str))
 
 
-def _release_freed_memory() -> None:
-    """Hand memory freed by this process back to the operating system (glibc's ``malloc_trim``; a no-op
-    elsewhere). The scheduler of a local cluster runs in this process and unpickles every chunk it passes on; the
-    freed buffers, allocated from several threads, otherwise stay in malloc's arenas and the process's resident
-    memory grows with the number of chunks."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
-
-
 def _client(address, n_workers):
     """(client, cluster we started or None)."""
     from distributed import Client, LocalCluster
@@ -541,7 +521,6 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
             bar = tqdm(desc="batch", unit="structure", disable=not progress)
 
             def collect(futures):
-                _release_freed_memory()
                 for future in futures:
                     result = future.result()  # a chunk that failed stops the batch here, with its error
                     summary["errors"] += result["errors"]
