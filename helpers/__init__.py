@@ -2,7 +2,8 @@
 
 Modules: ``config`` (paths, save_fig), ``structures`` (classes, prototypes, preparation),
 ``defects`` (vacancies, displacements), ``neighbours`` (neighbour search and the fingerprint's scale),
-``fingerprint`` (the 2D diffraction fingerprint), ``compare`` (how alike fingerprints are),
+``fingerprint`` (the 2D diffraction fingerprint), ``kernels`` (its compiled inner loops), ``warmup`` (caches
+filled once for worker pools), ``batch`` (large collections on Dask, resumable), ``compare`` (how alike fingerprints are),
 ``lattice`` (the crystal behind a block of atoms, and the block the network was trained on),
 ``datasets`` (generation and storage), ``provenance`` (saving, loading and stale checks of every data file),
 ``models`` (the CNN, its training, storage and MC-dropout

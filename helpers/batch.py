@@ -420,7 +420,7 @@ def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> None:
 
 
 def _client(address, n_workers):
-    """(client, cluster we started or None)."""
+    """(client, cluster we started or None, whether the client is ours to close)."""
     from distributed import Client, LocalCluster
 
     if address is None:
@@ -429,10 +429,10 @@ def _client(address, n_workers):
         cluster = LocalCluster(n_workers=int(n_workers or default_n_jobs()), threads_per_worker=1, processes=True,
                                dashboard_address=None, scheduler_kwargs={"dashboard": False}, env=env,
                                silence_logs=40)
-        return Client(cluster), cluster
+        return Client(cluster), cluster, True
     if isinstance(address, Client):
-        return address, None
-    return Client(address), None
+        return address, None, False  # the caller's client: left open
+    return Client(address), None, True
 
 
 def _check_models(model: str) -> None:
@@ -512,7 +512,7 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
     summary = {"structures": 0, "errors": 0, "chunks": 0, "skipped": 0, "computed": 0, "worker_seconds": 0.0,
                "out": str(out)}
     with without_main_module():
-        client, cluster = _client(address, n_workers)
+        client, cluster, own_client = _client(address, n_workers)
         try:
             workers = len(client.nthreads()) or 1
             summary["workers"] = workers
@@ -548,7 +548,8 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
             collect(finished)
             bar.close()
         finally:
-            client.close()
+            if own_client:
+                client.close()
             if cluster is not None:
                 cluster.close()
     if summary["skipped"]:

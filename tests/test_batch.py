@@ -233,3 +233,20 @@ def test_the_command_line_runs_a_batch(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["structures"] == 3
     assert batch.read_fingerprints(tmp_path / "out").shape == (3, 64, 64, 3)
+
+
+def test_an_existing_cluster_is_used_and_the_callers_client_left_open(tmp_path):
+    from distributed import Client, LocalCluster
+
+    source = tmp_path / "few.extxyz"
+    ase.io.write(source, [crystal(i, np.random.default_rng(9)) for i in range(5)])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        by_client = batch.run_batch(str(source), tmp_path / "a", chunk_size=2, address=client, classify=False,
+                                    progress=False)
+        assert client.status == "running" and by_client["workers"] == 1
+        by_address = batch.run_batch(str(source), tmp_path / "b", chunk_size=2, address=cluster.scheduler_address,
+                                     classify=False, progress=False)
+        assert client.status == "running" and by_address["chunks"] == 3
+    np.testing.assert_array_equal(fingerprints(tmp_path / "a"), fingerprints(tmp_path / "b"))
+    assert batch.read_table(tmp_path / "a")["fingerprinted"].all()
