@@ -31,48 +31,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from helpers.series import PeakMemory
+
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-class PeakMemory:
-    """Peak summed resident memory of this process and all its descendants, sampled in a thread."""
-
-    def __init__(self, interval: float = 0.1):
-        import psutil
-
-        self.root, self.interval, self.peak = psutil.Process(), interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        total = 0
-        for proc in [self.root] + self.root.children(recursive=True):
-            try:
-                total += proc.memory_info().rss
-            except Exception:  # noqa: BLE001 - a process that just ended
-                pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
 
 
 def small_set(n: int, seed: int = 1) -> list:
@@ -128,7 +95,7 @@ def memory(counts: list, workdir: Path, chunk_size: int) -> dict:
     out = {}
     for n in counts:
         target = workdir / f"memory_{n}"
-        with PeakMemory() as peak:
+        with PeakMemory(interval=0.1, include_self=True, rss=True) as peak:
             seconds, summary = timed(lambda: run_batch(itertools.islice(itertools.cycle(base), n), target,
                                                        chunk_size=chunk_size, n_workers=2, classify=False,
                                                        progress=False, overwrite=True))

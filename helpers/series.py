@@ -28,23 +28,30 @@ def notebooks(directory: Path | None = None) -> list:
 
 
 class PeakMemory:
-    """Peak of the summed PSS (or RSS where PSS is unavailable) of this process's descendants."""
+    """Peak of the summed PSS (or RSS where PSS is unavailable, or with ``rss=True``) of this process's descendants
+    (and of this process too with ``include_self``), sampled every ``interval`` seconds in a thread."""
 
-    def __init__(self, interval: float = 0.25):
+    def __init__(self, interval: float = 0.25, include_self: bool = False, rss: bool = False):
         import psutil
 
         self._psutil = psutil
         self.interval = interval
+        self.include_self = include_self
+        self.rss = rss
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
         total = 0
-        for proc in self._psutil.Process().children(recursive=True):
+        me = self._psutil.Process()
+        for proc in ([me] if self.include_self else []) + me.children(recursive=True):
             try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
+                if self.rss:
+                    total += proc.memory_info().rss
+                else:
+                    info = proc.memory_full_info()
+                    total += getattr(info, "pss", info.rss)
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
                 pass
         return total
@@ -61,6 +68,7 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.peak = max(self.peak, self._sample())
 
 
 def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
