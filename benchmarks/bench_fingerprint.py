@@ -32,8 +32,7 @@ TARGET_RATIO = 90.0
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 #: What limits numpy (2.4's dispatch names), OpenBLAS and numba to AVX2 + FMA on a CPU that has more.
-AVX2_ONLY = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell",
-             "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+popcnt,+f16c,+bmi,+bmi2"}
+AVX2_ONLY = machine.ISA_PROFILES["avx2"]  # numpy, OpenBLAS, numba (and oneDNN) held to AVX2 + FMA
 
 
 def load_reference():
