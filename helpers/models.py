@@ -23,6 +23,10 @@ from .structures import CLASSES
 #: orientation-free one (notebook 07, crystals in any orientation, answered from several views): file stem and the
 #: notebook that writes it.
 MODEL_KINDS = {"paper": ("cnn_model", NOTEBOOK_03), "any_orientation": ("cnn_any_orientation", NOTEBOOK_07)}
+#: The default-size models (notebooks 03 and 07 at their defaults) shipped with the package: a notebook that needs a
+#: model before its own notebook has run (``load_trained``) or 07 without an hour of training (``shipped_model``)
+#: uses them when they were trained on exactly the data at hand. ``make pretrained`` refreshes them from data/.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 TRAINING_FLOP_FACTOR = 3.0  # a training step ~ forward + gradients w.r.t. inputs and weights = 3 x forward
 
 
@@ -183,8 +187,9 @@ def tie_break_score(val_accuracy: float, val_loss: float) -> float:
     return 1000.0 * float(val_accuracy) - 0.002 * (math.log10(loss) + 12.0)
 
 
-def training_callbacks(epochs: int, progress: bool = True, monitor: str = "val_accuracy") -> tuple:
-    """Keras callbacks of every training here: ``(keep, timer, [score,] [bar])``.
+def training_callbacks(epochs: int, progress: bool = True, monitor: str = "val_accuracy",
+                       patience: int | None = None) -> tuple:
+    """Keras callbacks of every training here: ``([score,] keep, timer, [stop,] [bar])``.
 
     * ``keep``: ``keras.callbacks.EarlyStopping(restore_best_weights=True)`` with a patience of all the epochs, so it
       never stops training early but puts back the weights of the best epoch when training ends (``keep.best_epoch``,
@@ -193,6 +198,9 @@ def training_callbacks(epochs: int, progress: bool = True, monitor: str = "val_a
       writes :func:`tie_break_score` into the logs under ``TIE_BREAK`` before ``keep`` reads them. Otherwise a run
       whose validation accuracy reaches 1 in its first epoch would keep that least trained network.
     * ``timer``: the wall time of every epoch, in ``timer.seconds``.
+    * ``stop`` (only with ``patience``): ``keras.callbacks.EarlyStopping`` on ``monitor`` itself (validation accuracy
+      by default, without the tie-break), which ends training once it has not risen for ``patience`` epochs;
+      ``epochs`` stays the upper bound, and ``keep`` still puts back the best epoch's weights.
     * ``bar``: ``tqdm.keras.TqdmCallback``, one bar over the epochs (none when ``progress`` is false).
     """
     keras = keras_module()
@@ -220,6 +228,12 @@ def training_callbacks(epochs: int, progress: bool = True, monitor: str = "val_a
     callbacks = [keep, EpochTimer()]
     if tie_break:
         callbacks.insert(0, AccuracyThenLoss())  # before keep: it reads what this one writes
+    if patience is not None:
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch (or None: always train every epoch), got {patience}")
+        # on the monitored value itself: a lower validation loss at equal accuracy is not "improving" here
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor.endswith("loss") else "max",
+                                                       patience=int(patience), restore_best_weights=False))
     if progress:
         callbacks.append(TqdmCallback(epochs=epochs, verbose=0, desc="training"))
     return tuple(callbacks)
@@ -237,27 +251,69 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 def resolve_precision(precision: str = "auto") -> str:
     """The arithmetic of training: "float32", or "mixed_bfloat16" (bfloat16 arithmetic, float32 weights and
-    output). "auto" chooses mixed_bfloat16 where it is native: TensorFlow on a CPU with AMX bfloat16 units and no
-    GPU (``make bench-train`` measures the speed-up on the machine at hand); float32 everywhere else (a CPU without
-    bfloat16 units would emulate it, slowly)."""
+    output). "auto" chooses the faster of the two on the CPU at hand where both are sound: on TensorFlow without a
+    GPU, on a CPU that multiplies bfloat16 natively (AVX512_BF16 or AMX, and ``ONEDNN_MAX_CPU_ISA`` allows it:
+    :func:`helpers.machine.native_bfloat16`), a few training steps of each are timed
+    (:func:`fastest_precision`) and the faster is used; everywhere else float32 (without bfloat16 units oneDNN
+    emulates it or refuses it). Both give the same accuracy on the paper's data (``make recipe``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
-    from .machine import vector_flags
+    from .machine import native_bfloat16
 
     keras = keras_module()
-    if keras.backend.backend() != "tensorflow" or "amx_bf16" not in vector_flags():
+    if keras.backend.backend() != "tensorflow" or not native_bfloat16():
         return "float32"
     import tensorflow as tf
 
-    return "float32" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    return fastest_precision()["choice"]
+
+
+_PRECISION_TIMES: dict = {}
+
+
+def time_precision(precision: str, steps: int = 6, batch_size: int = 32) -> float:
+    """Median seconds of one training step (Adam, a batch of ``batch_size`` random fingerprints) of the paper's
+    network under ``precision``, after two untimed steps that trace the graph. Restores the global policy."""
+    keras = keras_module()
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_model(seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((batch_size, *SHAPE), dtype=np.float32) ** 8
+    y = np.eye(len(CLASSES), dtype=np.float32)[rng.integers(0, len(CLASSES), batch_size)]
+    seconds = []
+    for step in range(steps + 2):
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)
+        if step >= 2:
+            seconds.append(time.perf_counter() - t0)
+    return float(np.median(seconds))
+
+
+def fastest_precision(steps: int = 6) -> dict:
+    """{"choice": the faster precision, "seconds_per_step": {precision: seconds}} on this CPU and instruction-set
+    limit, from :func:`time_precision` (about 10 s; measured once per process and remembered)."""
+    from . import machine
+
+    key = json.dumps(machine.describe(), sort_keys=True)
+    if key not in _PRECISION_TIMES:
+        times = {p: time_precision(p, steps) for p in ("float32", "mixed_bfloat16")}
+        _PRECISION_TIMES[key] = {"choice": min(times, key=times.get), "seconds_per_step": times}
+    return _PRECISION_TIMES[key]
 
 
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
           validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
           elements=None, standardise: bool = False, average_weights: bool = False, ema_momentum: float | None = None,
-          callbacks=(), precision: str = "float32"):
+          callbacks=(), precision: str = "float32", patience: int | None = None):
     """Train the Table-1 network as the paper does.
 
     Adam, categorical cross-entropy, a stratified validation split; the epoch with the best validation accuracy is
@@ -292,6 +348,9 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         More Keras callbacks for ``fit``.
     precision : {"float32", "mixed_bfloat16", "auto"}
         The arithmetic of training (:func:`resolve_precision`); the model returned is float32 either way.
+    patience : int, optional
+        Stop early once the validation accuracy has not risen for this many epochs (:func:`training_callbacks`);
+        ``epochs`` is then the upper bound. None (default): every epoch is trained.
 
     Returns
     -------
@@ -327,7 +386,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **average), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
-    own = training_callbacks(epochs, progress)
+    own = training_callbacks(epochs, progress, patience=patience)
     keep, timer = own[1], own[2]
     callbacks = [*own, *callbacks]
     if elements is None:
@@ -346,6 +405,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
             "best_epoch": int(keep.best_epoch) + 1,
             "best_val_accuracy": float(history.history["val_accuracy"][keep.best_epoch]),
             "seconds_per_epoch": [float(s) for s in timer.seconds], "n_train": int(len(train_idx)),
+            "epochs_run": len(timer.seconds), "patience": None if patience is None else int(patience),
             "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
             "batch_size": int(batch_size), "learning_rate": float(learning_rate),
             "validation_fraction": float(validation_fraction), "seed": int(seed),  # the training seed
@@ -479,6 +539,65 @@ def check_trained_on(meta: dict, expect: dict, kind: str = "paper") -> None:
     provenance.check_params({"params": made}, {k: v for k, v in expect.items() if k in made}, path,
                             f"notebooks 01-03 (the model: {notebook})")
     provenance.check_inputs(meta, path, notebook)
+
+
+def data_signature(fingerprints) -> dict:
+    """:func:`helpers.provenance.content_signature` of a training set (a ``FingerprintSet``): its labels, elements and
+    prototypes exactly, its fingerprints to rounding. Saved with a model (``save_model(..., data=...)``) so that the
+    model can be matched to data another machine made."""
+    exact = {k: fingerprints.arrays[k] for k in ("label", "element", "prototype") if k in fingerprints.arrays}
+    return provenance.content_signature(fingerprints.X, exact)
+
+
+def shipped_model(kind: str, params: dict, fingerprints) -> tuple:
+    """The default-size model of ``kind`` shipped in :data:`PRETRAINED_DIR`, if it was trained on exactly these data
+    (``fingerprints``, the training ``FingerprintSet`` at hand): ``(model, meta, None)``; otherwise
+    ``(None, None, reason)``.
+
+    "Exactly these data": the same data parameters (``params``, those the model records), fingerprint settings and
+    classes (:func:`check_saved_model`), and the same content (:func:`data_signature`: labels, elements and
+    prototypes equal, fingerprints equal to rounding). Content, not a file hash: the same data made on another CPU
+    differ in the last bits of their floats, so their files' SHA-256 differ."""
+    try:
+        path, meta = check_saved_model(PRETRAINED_DIR, kind)
+    except (FileNotFoundError, StaleDataError) as exc:
+        return None, None, f"no usable shipped model ({exc})"
+    made = meta.get("params", {})
+    differ = {k: (made.get(k), v) for k, v in (params or {}).items()
+              if k in made and not (np.isclose(made[k], v) if isinstance(v, float) else made[k] == v)}
+    if differ:
+        return None, None, ("the shipped model was trained on data made with other parameters ("
+                            + ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in differ.items()) + ")")
+    reason = provenance.same_content(meta.get("data_signature"), data_signature(fingerprints))
+    if reason:
+        return None, None, f"the shipped model was trained on other data than these ({reason})"
+    return keras_module().saving.load_model(path), meta, None
+
+
+def load_trained(expect: dict, kind: str = "paper", fingerprints=None, log=print) -> tuple:
+    """The model of ``kind`` for the data of this run, and where it came from: ``(model, meta, source)``.
+
+    The model its notebook saved in data/ (checked by :func:`check_trained_on`); when that notebook has not run, the
+    shipped default-size model (:func:`shipped_model`) if it was trained on exactly these data (``fingerprints``:
+    its training set; default, the training fingerprints of ``kind``'s notebook in data/). Otherwise a
+    FileNotFoundError or StaleDataError naming the notebook to run. ``log`` says which model is used."""
+    try:
+        path, meta = check_saved_model(None, kind)
+    except FileNotFoundError as missing:
+        if fingerprints is None:
+            from .datasets import ANY_PREFIX, load_fingerprints
+
+            fingerprints = load_fingerprints("train" if kind == "paper" else f"{ANY_PREFIX}train", expect)
+        model, meta, reason = shipped_model(kind, expect, fingerprints)
+        if model is None:
+            raise FileNotFoundError(f"{missing} The model shipped with helpers cannot stand in: {reason}.") from None
+        log(f"{MODEL_KINDS[kind][1]} has not run here: using the default-size model shipped with helpers "
+            f"(helpers/pretrained/{MODEL_KINDS[kind][0]}.keras), trained on exactly these data (same parameters, "
+            "same labels and elements, the same training fingerprints to rounding).")
+        return model, meta, "shipped with helpers"
+    check_trained_on(meta, expect, kind)
+    log(f"using {path.name}, trained by {MODEL_KINDS[kind][1]} in this data folder")
+    return keras_module().saving.load_model(path), meta, f"data/{path.name}"
 
 
 # ---- Monte-Carlo dropout ----------------------------------------------------------------------

@@ -264,16 +264,61 @@ def test_symmetrised_prediction_does_not_depend_on_the_view(model):
     assert not np.allclose(single, models.predict_proba(model, d4(X, 1, False)), atol=1e-5)  # the plain model is not
 
 
-def test_auto_precision_is_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
+def test_patience_stops_once_validation_accuracy_stops_rising_and_keeps_the_best_epoch():
+    X, y = _one_bright_pixel_per_class(0)
+    trained, info = models.train(X, y, epochs=12, batch_size=8, seed=0, progress=False, patience=1)
+    acc = np.array(info["history"]["val_accuracy"])
+    run = info["epochs_run"]
+    assert run == len(acc) == len(info["seconds_per_epoch"]) and info["patience"] == 1 and info["epochs"] == 12
+    # it stopped at the first epoch whose validation accuracy did not beat every earlier one, not before, not after
+    first_flat = next(e for e in range(1, len(acc)) if acc[e] <= acc[:e].max())
+    assert run == first_flat + 1 < 12, acc
+    assert info["best_val_accuracy"] == acc.max()
+    val = np.asarray(info["validation_index"])
+    kept = (models.predict_proba(trained, X[val]).argmax(axis=1) == y[val]).mean()
+    assert kept == pytest.approx(info["best_val_accuracy"], abs=1e-6)
+    with pytest.raises(ValueError, match="patience"):
+        models.train(X, y, epochs=2, batch_size=8, seed=0, progress=False, patience=0)
+
+
+def test_auto_precision_is_float32_without_native_bfloat16_and_the_faster_measured_one_with_it(monkeypatch):
     from helpers import machine
 
-    monkeypatch.setattr(machine, "vector_flags", lambda: ["avx", "avx2", "fma"])
-    assert models.resolve_precision("auto") == "float32"
-    monkeypatch.setattr(machine, "vector_flags", lambda: ["avx2", "avx512f", "amx_bf16", "amx_tile"])
-    assert models.resolve_precision("auto") == "mixed_bfloat16"  # the tests run on the CPU with TensorFlow
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    measured = []
+
+    def fake_fastest(choice):
+        def fastest(steps=6):
+            measured.append(choice)
+            return {"choice": choice, "seconds_per_step": {}}
+        return fastest
+
+    monkeypatch.setattr(models, "fastest_precision", fake_fastest("mixed_bfloat16"))
+    monkeypatch.setattr(machine, "vector_flags", lambda: ["avx", "avx2", "fma"])  # a laptop: never measured
+    assert models.resolve_precision("auto") == "float32" and measured == []
+    for flags in (["avx2", "avx512f", "avx512_bf16"], ["avx2", "avx512f", "amx_bf16", "amx_tile"]):
+        monkeypatch.setattr(machine, "vector_flags", lambda flags=flags: flags)
+        for choice in ("mixed_bfloat16", "float32"):  # "auto" follows the measurement, either way
+            monkeypatch.setattr(models, "fastest_precision", fake_fastest(choice))
+            assert models.resolve_precision("auto") == choice
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN held below bfloat16: float32, unmeasured
+        n = len(measured)
+        assert models.resolve_precision("auto") == "float32" and len(measured) == n
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+        assert models.resolve_precision("auto") == "float32"  # the last fake measured float32 faster
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert models.resolve_precision("float32") == "float32"
     with pytest.raises(ValueError, match="precision must be one of"):
         models.resolve_precision("float16")
+
+
+@pytest.mark.skipif(not __import__("helpers.machine", fromlist=["x"]).native_bfloat16(),
+                    reason="this CPU has no native bfloat16: auto never measures it")
+def test_fastest_precision_times_both_and_picks_the_faster():
+    found = models.fastest_precision(steps=2)
+    times = found["seconds_per_step"]
+    assert set(times) == {"float32", "mixed_bfloat16"} and all(t > 0 for t in times.values())
+    assert found["choice"] == min(times, key=times.get)
 
 
 def test_bfloat16_training_returns_a_float32_model_that_predicts_like_the_trained_one():
