@@ -114,29 +114,31 @@ def scores(labels: np.ndarray, clusters: np.ndarray, mapping: np.ndarray) -> dic
             "nmi": float(normalized_mutual_info_score(labels, clusters))}
 
 
-def _pca_solver(F: np.ndarray) -> str:
-    # the eigenvectors of the covariance when there are more samples than features (fast, exact); a full SVD else
-    return "covariance_eigh" if F.shape[0] > F.shape[1] else "full"
-
-
 def pca_spectrum(F: np.ndarray) -> np.ndarray:
-    """Explained-variance ratio of every principal component of the rows of F (``sklearn.decomposition.PCA``
-    with all components, exact, float64): the scree plot."""
-    from sklearn.decomposition import PCA
-
+    """Explained-variance ratio of every principal component of the rows of F, largest first (float64): the scree
+    plot. The same numbers as ``sklearn.decomposition.PCA().fit(F).explained_variance_ratio_``, from the eigenvalues
+    alone of the covariance matrix (``numpy.linalg.eigvalsh``; no eigenvectors, which the scree plot does not need)
+    when there are more samples than features, from the singular values of the centred rows otherwise."""
     F = np.asarray(F, np.float64)
-    return PCA(svd_solver=_pca_solver(F)).fit(F).explained_variance_ratio_
+    if F.ndim != 2 or len(F) < 2:
+        raise ValueError(f"the PCA spectrum needs a 2-D array of at least 2 rows, got shape {F.shape}")
+    centred = F - F.mean(axis=0)
+    if F.shape[0] > F.shape[1]:
+        variance = np.linalg.eigvalsh(centred.T @ centred)[::-1]
+    else:
+        variance = np.linalg.svd(centred, compute_uv=False) ** 2
+    variance = np.clip(variance[: min(F.shape)], 0.0, None)  # rounding leaves the null space at about -1e-12
+    return variance / variance.sum()
 
 
-def components_for_variance(F: np.ndarray, fraction: float = 0.95) -> int:
-    """How many leading principal components of the rows of F explain ``fraction`` of the variance:
-    ``PCA(n_components=fraction).n_components_``."""
-    from sklearn.decomposition import PCA
-
+def components_for_variance(F: np.ndarray | None = None, fraction: float = 0.95, ratio: np.ndarray | None = None) -> int:
+    """How many leading principal components of the rows of F explain ``fraction`` of the variance, as
+    ``PCA(n_components=fraction).n_components_`` counts them; pass ``ratio`` (:func:`pca_spectrum`) instead of F to
+    reuse a spectrum already computed."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
-    F = np.asarray(F, np.float64)
-    return int(PCA(n_components=fraction, svd_solver=_pca_solver(F)).fit(F).n_components_)
+    ratio = pca_spectrum(F) if ratio is None else np.asarray(ratio, np.float64)
+    return int(min(np.searchsorted(np.cumsum(ratio), fraction, side="right") + 1, len(ratio)))
 
 
 def kmeans(E: np.ndarray, seed: int, n_clusters: int = N_CLUSTERS):

@@ -51,6 +51,22 @@ def test_components_for_variance_on_data_of_known_spectrum():
     assert np.allclose(ratio, [0.5, 0.3, 0.17, 0.03], atol=0.02)
     with pytest.raises(ValueError, match="fraction"):
         clustering.components_for_variance(F, 1.5)
+    assert clustering.components_for_variance(fraction=0.95, ratio=ratio) == 3
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (30, 80)])  # more samples than features, and fewer
+def test_pca_spectrum_equals_scikit_learn_and_counts_components_as_it_does(shape):
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    F = rng.standard_normal(shape) @ rng.standard_normal((shape[1], shape[1])) ** 3  # a steep, uneven spectrum
+    ours = clustering.pca_spectrum(F)
+    theirs = PCA(svd_solver="full").fit(F).explained_variance_ratio_
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-8, atol=1e-12)
+    for fraction in (0.5, 0.9, 0.95, 0.99):
+        assert (clustering.components_for_variance(fraction=fraction, ratio=ours)
+                == PCA(n_components=fraction, svd_solver="full").fit(F).n_components_)
 
 
 def test_contingency_counts_and_keeps_empty_clusters():
