@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results fixtures test bench bench-scale bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test bench bench-series bench-scale bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -24,11 +24,12 @@ run: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python -m helpers.results --publish
 
-## fixtures: keep the two models of a default-size run (make run) in tests/fixtures, where the tests of classify
-## check that they name real crystals in any orientation; the tests say when the kept models are stale
-fixtures:
-	mkdir -p tests/fixtures
-	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json tests/fixtures/
+## pretrained: ship the two models of a default-size run (make run) in helpers/pretrained: notebooks 04-07 use them
+## when 03 or 07 has not trained here and the data are exactly those they were trained on, and the tests of classify
+## check that they name real crystals in any orientation (the tests say when the shipped models are stale)
+pretrained:
+	mkdir -p helpers/pretrained
+	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json helpers/pretrained/
 
 ## test: unit tests and every notebook through papermill with small parameters
 test: $(STAMP)
@@ -45,6 +46,12 @@ bench: $(STAMP)
 ## (about 20 minutes) -> benchmarks/results/bench_scale.md
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
+
+## bench-series: the whole series at its default size, natively and with the CPU held to AVX2 + FMA (oneDNN, numba,
+## numpy, OpenBLAS), each in its own data folder; seconds per notebook, the ratio to the native run and the slowest
+## cells of each (about an hour and a half on 2 cores) -> benchmarks/results/bench_series.md
+bench-series: $(STAMP)
+	$(BIN)/python benchmarks/bench_series.py
 
 ## bench-train: CNN training speed per backend / thread setting against TensorFlow's defaults, same run
 bench-train: $(STAMP)

@@ -39,10 +39,25 @@ def collect() -> dict:
 
     data = config.data_dir()
     timings_path = config.executed_dir() / "timings.json"
+    bench_path = BENCH_SERIES
     return {"cnn": _load(data / CNN_FILE, provenance.NOTEBOOK_03),
             "clustering": _load(data / CLUSTERING_FILE, provenance.NOTEBOOK_05),
             "any": _load(data / "cnn_any_orientation_results.json", provenance.NOTEBOOK_07),
-            "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None}
+            "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None,
+            "bench_series": json.loads(bench_path.read_text()) if bench_path.exists() else None}
+
+
+#: What ``make bench-series`` writes: the series timed natively and with the CPU held to AVX2 + FMA.
+BENCH_SERIES = config.ROOT / "benchmarks" / "results" / "bench_series.json"
+
+
+def machine_text(m: dict, isa: str = "native") -> str:
+    """A CPU in words: model, cores, vector flags, and the instruction sets a run was held to."""
+    from .machine import ISA_TEXT
+
+    flags = ", ".join(m.get("vector_flags", [])) or "none found"
+    held = "" if isa == "native" else f"; held to {ISA_TEXT.get(isa, isa)}"
+    return f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores; vector flags: {flags}{held})"
 
 
 def stamp(found: dict) -> str:
@@ -52,8 +67,7 @@ def stamp(found: dict) -> str:
     t = found.get("timings") or {}
     m = t.get("machine") or (found.get("cnn") or {}).get("machine") or machine.describe()
     when = t.get("finished", "date not recorded")
-    flags = ", ".join(m.get("vector_flags", [])) or "none found"
-    return f"Measured by `make run` finished {when}, on {m.get('cpu', '?')} ({m.get('cores', '?')} cores; vector flags: {flags})."
+    return f"Measured by `make run` finished {when}, on {machine_text(m, t.get('isa', 'native'))}."
 
 
 def headline(found: dict) -> str:
@@ -88,8 +102,20 @@ def headline(found: dict) -> str:
                                                               "test_clusters") if k in h)))
     timings = found.get("timings")
     if timings:
-        rows.append(("Time of the whole series, peak memory",
-                     f"{timings['total']['seconds'] / 60:.1f} min, {timings['total']['peak_memory_gib']:.2f} GiB"))
+        first = sum(r["seconds"] for r in timings["notebooks"] if r["notebook"][:2] <= "06")
+        rows.append(("Time of the whole series (01–06 / all), peak memory, on the CPU named above",
+                     f"{first / 60:.1f} / {timings['total']['seconds'] / 60:.1f} min, "
+                     f"{timings['total']['peak_memory_gib']:.2f} GiB"))
+    bench = found.get("bench_series")
+    for isa, run in ((bench or {}).get("runs") or {}).items():
+        if isa == "native":
+            continue
+        from .machine import ISA_TEXT
+
+        first = sum(r["seconds"] for r in run["notebooks"] if r["notebook"][:2] <= "06")
+        rows.append((f"Time of the whole series (01–06 / all), the same CPU held to {ISA_TEXT.get(isa, isa)} "
+                     f"(`make bench-series`, finished {run.get('finished', '?')})",
+                     f"{first / 60:.1f} / {run['total']['seconds'] / 60:.1f} min"))
     lines = ["| what | measured |", "|---|---|"] + [f"| {w} | {v} |" for w, v in rows]
     return "\n".join(lines) + "\n"
 
@@ -108,8 +134,30 @@ def page(found: dict) -> str:
             out += [f"## {title}", "", path.read_text().strip(), ""]
     timings = found.get("timings")
     if timings:
-        out += ["## Time and memory per notebook", "", "| notebook | seconds | peak memory (GiB) |", "|---|---|---|"]
-        out += [f"| {r['notebook']} | {r['seconds']} | {r['peak_memory_gib']} |" for r in timings["notebooks"]]
+        out += ["## Time and memory per notebook", "",
+                f"On {machine_text(timings.get('machine', {}), timings.get('isa', 'native'))}; the slowest cell of each "
+                "notebook from papermill's per-cell durations.", "",
+                "| notebook | seconds | peak memory (GiB) | slowest cell (s) |", "|---|---|---|---|"]
+        for r in timings["notebooks"]:
+            slow = (r.get("slowest_cells") or [{}])[0]
+            where = f"{slow['seconds']} s: `{slow['first_line'].replace('|', '/')}`" if slow else "—"
+            out.append(f"| {r['notebook']} | {r['seconds']} | {r['peak_memory_gib']} | {where} |")
+        out.append("")
+    bench = found.get("bench_series")
+    if bench and bench.get("runs"):
+        from .machine import ISA_TEXT
+
+        runs = bench["runs"]
+        names = [r["notebook"] for r in next(iter(runs.values()))["notebooks"]]
+        secs = {isa: {r["notebook"]: r["seconds"] for r in run["notebooks"]} for isa, run in runs.items()}
+        out += ["## The same series with the CPU held to fewer instruction sets (`make bench-series`)", "",
+                f"On {machine_text(bench.get('machine', {}))}, each column a whole run at the default size in its own "
+                "data folder (numpy, OpenBLAS, numba and oneDNN held to the instruction sets named): what a laptop "
+                "with those instruction sets would take at this clock speed.", "",
+                "| notebook | " + " | ".join(f"{ISA_TEXT.get(i, i)} (s)" for i in runs) + " |",
+                "|---|" + "---|" * len(runs)]
+        for name in names:
+            out.append(f"| {name} | " + " | ".join(str(secs[i].get(name, "—")) for i in runs) + " |")
         out.append("")
     out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
                "beside this run in `figures/REPORT.md`.")

@@ -2,8 +2,14 @@
 
 ``python -m helpers.series`` runs every notebook in notebooks/ at its default (full) size and writes
 executed copies to executed/ (never over the sources), plus executed/timings.json with each
-notebook's wall time and the peak memory (sum of the proportional set sizes of the kernel and its
-worker processes, sampled every 0.25 s).
+notebook's wall time, the peak memory (sum of the proportional set sizes of the kernel and its
+worker processes, sampled every 0.25 s), the slowest cells of each (papermill's per-cell durations: where the
+time goes) and the machine, with the instruction sets the run was held to.
+
+``--isa avx2`` (or ``avx512_bf16``) holds numpy, OpenBLAS, numba and oneDNN to a smaller instruction set
+(:data:`helpers.machine.ISA_PROFILES`), so that a machine with AVX-512 or AMX also tells what a laptop with AVX2 only
+would take. ``--only 03 04`` runs some notebooks and writes ``timings_only.json`` beside, never over, the whole
+series' ``timings.json``.
 """
 from __future__ import annotations
 
@@ -71,12 +77,35 @@ class PeakMemory:
         self.peak = max(self.peak, self._sample())
 
 
+def cell_profile(executed, top: int = 5) -> list:
+    """The ``top`` slowest code cells of an executed notebook, from papermill's per-cell durations: dicts with the
+    cell's number (0-based, counting every cell), its first line and its seconds, slowest first."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell.cell_type == "code" and seconds is not None:
+            first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
+            cells.append({"cell": index, "first_line": first[:90], "seconds": round(float(seconds), 1)})
+    return sorted(cells, key=lambda c: -c["seconds"])[:top]
+
+
 def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
-               kernel_name: str = "python3", log=print) -> list:
+               kernel_name: str = "python3", log=print, isa: str = "native") -> list:
     """Execute the notebooks in order; ``parameters`` maps a notebook's stem to its papermill
-    parameters. Returns one record per notebook (name, seconds, peak memory in GiB, output path)."""
+    parameters; ``isa`` names an instruction-set profile (``helpers.machine.ISA_PROFILES``) the kernels are held
+    to. Returns one record per notebook (name, seconds, peak memory in GiB, output path, slowest cells)."""
+    import os
+
     import papermill
 
+    from . import machine
+
+    if isa not in machine.ISA_PROFILES:
+        raise ValueError(f"isa must be one of {tuple(machine.ISA_PROFILES)}, got {isa!r}")
+    os.environ.update(machine.ISA_PROFILES[isa])  # the kernels papermill starts inherit it
     output_dir = Path(output_dir or config.executed_dir())
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = parameters or {}
@@ -92,18 +121,17 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
             papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
                                        cwd=str(notebook.parent), progress_bar=False)
         record = {"notebook": notebook.name, "seconds": round(time.perf_counter() - start, 1),
-                  "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out)}
+                  "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out),
+                  "parameters": params, "slowest_cells": cell_profile(out)}
         records.append(record)
         log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
     from datetime import datetime, timezone
 
-    from . import machine
-
-    config.write_text(output_dir / "timings.json", json.dumps(
-        {"notebooks": records, "total": total, "machine": machine.describe(),
-         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
+    config.write_text(output_dir / ("timings_only.json" if only else "timings.json"), json.dumps(
+        {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa,
+         "complete": not only, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     if not only:
         from .results import write_page
@@ -116,8 +144,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=None, help="folder for executed notebooks")
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
+    from .machine import ISA_PROFILES
+
+    parser.add_argument("--isa", choices=list(ISA_PROFILES), default="native",
+                        help="hold numpy, OpenBLAS, numba and oneDNN to these instruction sets (default: all the CPU has)")
     args = parser.parse_args(argv)
-    run_series(args.output, only=args.only)
+    run_series(args.output, only=args.only, isa=args.isa)
     return 0
 
 
