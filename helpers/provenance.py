@@ -166,6 +166,55 @@ def check(meta: dict, path, notebook: str, expect: dict | None = None) -> dict:
     return meta
 
 
+# ---- content signature -----------------------------------------------------------------------
+def content_signature(X, exact: dict, n_rows: int = 64, n_directions: int = 4, chunk: int = 1024) -> dict:
+    """What a set of fingerprints holds, in a form that another CPU can check: two machines make the same data set to
+    within the last bits of a float (their vector units round differently), so a SHA-256 of the file differs while
+    the content is the same.
+
+    ``exact``: arrays that must be equal exactly (labels, elements, prototypes), kept as the SHA-256 of their values.
+    ``X``: every row projected on ``n_directions`` fixed random directions; kept are the sum and the sum of squares
+    of each projection over all rows and the projections of ``n_rows`` evenly spaced rows (float64). Compare with
+    :func:`same_content`."""
+    X = np.asarray(X)
+    flat = X.reshape(len(X), -1)
+    R = np.random.default_rng(20181017).standard_normal((flat.shape[1], n_directions))
+    total, squares = np.zeros(n_directions), np.zeros(n_directions)
+    picked = np.unique(np.linspace(0, max(len(X) - 1, 0), min(n_rows, len(X))).astype(int))
+    rows = np.zeros((len(picked), n_directions))
+    for start in range(0, len(X), chunk):
+        P = flat[start:start + chunk].astype(np.float64) @ R
+        total += P.sum(axis=0)
+        squares += (P * P).sum(axis=0)
+        inside = (picked >= start) & (picked < start + len(P))
+        rows[inside] = P[picked[inside] - start]
+    digest = {}
+    for name, values in sorted(exact.items()):
+        values = np.asarray(values)
+        digest[name] = hashlib.sha256((values.astype(str) if values.dtype.kind in "OUS" else values.astype(np.int64))
+                                      .tobytes()).hexdigest()
+    return {"n": int(len(X)), "shape": list(X.shape[1:]), "exact": digest, "sum": total.tolist(),
+            "sum_of_squares": squares.tolist(), "rows": rows.tolist()}
+
+
+def same_content(made: dict | None, here: dict, rtol: float = 1e-6, atol: float = 1e-4) -> str | None:
+    """None when two :func:`content_signature` records describe the same data (the exact parts equal, the
+    projections equal to ``rtol``/``atol``: rounding in the last bits moves them by about 1e-6); otherwise what
+    differs, in words."""
+    if not made:
+        return "it records no content signature"
+    if made.get("n") != here["n"] or made.get("shape") != here["shape"]:
+        return f"{made.get('n')} rows of shape {made.get('shape')} there, {here['n']} of shape {here['shape']} here"
+    differ = sorted(k for k in set(made.get("exact", {})) | set(here["exact"])
+                    if made.get("exact", {}).get(k) != here["exact"].get(k))
+    if differ:
+        return f"other {', '.join(differ)}"
+    for key in ("sum", "sum_of_squares", "rows"):
+        if not np.allclose(np.asarray(made[key]), np.asarray(here[key]), rtol=rtol, atol=atol):
+            return "other fingerprint values"
+    return None
+
+
 # ---- atomic writing -----------------------------------------------------------------------------
 def temporary_path(path) -> Path:
     """A hidden temporary name beside ``path`` (same folder, so the final rename is atomic), same suffix."""

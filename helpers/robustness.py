@@ -168,3 +168,17 @@ def table_markdown(table) -> str:
     return render_table(table, {"cnn": "CNN"}, {"mean_entropy": "mean predictive entropy (nats)",
                                                  "mean_mutual_information": "mean mutual information (nats)"},
                         n_header="n (CNN)")
+
+
+def study_size(n_test_per_class: int, n_per_class: int | None = None, n_spglib_per_class: int | None = None,
+               most: int = 100, spglib_share: int = 5) -> tuple:
+    """How many held-out parents per class the robustness study uses, and spglib checks of those: the values
+    given, or (None) half of the held-out parents, at most ``most``, and a ``spglib_share``-th of those, at least
+    one. At notebook 01's default of 200 held-out parents per class that is 100 and 20 (03's paper-size study); a
+    smaller data set gives a smaller study, so its cost shrinks with the data."""
+    n = int(n_per_class) if n_per_class is not None else max(1, min(int(most), int(n_test_per_class) // 2))
+    k = int(n_spglib_per_class) if n_spglib_per_class is not None else max(1, n // int(spglib_share))
+    if n < 1 or k < 0:
+        raise ValueError(f"the robustness study needs at least 1 parent per class and no negative spglib count, "
+                         f"got {n} and {k}")
+    return n, min(k, n)

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from ase import Atoms
 
-from helpers import batch
+from helpers import batch, models
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = models.PRETRAINED_DIR  # the default-size models shipped with helpers
 CHUNK = 16
 
 

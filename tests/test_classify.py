@@ -286,19 +286,19 @@ def test_a_big_cluster_is_cut_to_the_training_block_around_its_centre():
     assert len(small) == 300 and "as given" in how
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = models.PRETRAINED_DIR  # the default-size models shipped with helpers
 
 
 @pytest.fixture(scope="module")
 def default_models():
-    """The two models of a default-size run (notebooks 03 and 07 at their defaults), kept in tests/fixtures by
-    `make fixtures`: the networks a user of classify gets. Training them takes longer than CI allows."""
+    """The two models of a default-size run (notebooks 03 and 07 at their defaults), shipped in helpers/pretrained by
+    `make pretrained`: the networks a user of classify gets. Training them takes longer than CI allows."""
     for kind in models.MODEL_KINDS:
         try:
             models.load_model(FIXTURES, kind)
         except (FileNotFoundError, models.StaleDataError) as exc:
             pytest.fail(f"{exc}\nThe models kept for the tests are missing or stale: run `make run`, then "
-                        "`make fixtures`, and commit tests/fixtures.")
+                        "`make pretrained`, and commit helpers/pretrained.")
     return FIXTURES
 
 
