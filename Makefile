@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results pretrained test bench bench-series bench-scale bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test bench bench-series bench-exercises bench-scale bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -52,6 +52,11 @@ bench-scale: $(STAMP)
 ## cells of each (about an hour and a half on 2 cores) -> benchmarks/results/bench_series.md
 bench-series: $(STAMP)
 	$(BIN)/python benchmarks/bench_series.py
+
+## bench-exercises: every exercise's rerun with the CPU held to AVX2 + FMA, each from a copy of data/ (after make run)
+## -> benchmarks/results/bench_exercises_avx2.md, listed on the results page
+bench-exercises: $(STAMP)
+	$(BIN)/python benchmarks/bench_exercises.py --isa avx2
 
 ## bench-train: CNN training speed per backend / thread setting against TensorFlow's defaults, same run
 bench-train: $(STAMP)

@@ -171,6 +171,21 @@ def _pack(records: list, class_names: list) -> dict:
     }
 
 
+def reuse_sets(expect: dict, prefix: str = "") -> tuple | None:
+    """The four structure sets of ``prefix`` and their fingerprints, ``({name: StructureSet}, {name: FingerprintSet})``
+    keyed without the prefix, when data/ holds all of them, made with exactly the parameters ``expect`` and current
+    (every check of :func:`load_structures` and :func:`load_fingerprints`); None otherwise. A rerun of notebook 07
+    with other views, pools or training then does not make its data again."""
+    try:
+        made = {name: load_structures(prefix + name, expect) for name in STRUCTURE_SETS}
+        fps = {name: load_fingerprints(prefix + name, expect) for name in STRUCTURE_SETS}
+    except (FileNotFoundError, provenance.StaleDataError):
+        return None
+    if any(made[n].meta.get("params") != expect for n in made):  # every parameter, not only those asked about
+        return None
+    return made, fps
+
+
 def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,

@@ -44,9 +44,12 @@ def collect() -> dict:
             "clustering": _load(data / CLUSTERING_FILE, provenance.NOTEBOOK_05),
             "any": _load(data / "cnn_any_orientation_results.json", provenance.NOTEBOOK_07),
             "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None,
-            "bench_series": json.loads(bench_path.read_text()) if bench_path.exists() else None}
+            "bench_series": json.loads(bench_path.read_text()) if bench_path.exists() else None,
+            "exercises": json.loads(BENCH_EXERCISES.read_text()) if BENCH_EXERCISES.exists() else None}
 
 
+#: What ``make bench-exercises`` writes: every exercise's rerun, timed with the CPU held to AVX2 + FMA.
+BENCH_EXERCISES = config.ROOT / "benchmarks" / "results" / "bench_exercises_avx2.json"
 #: What ``make bench-series`` writes: the series timed natively and with the CPU held to AVX2 + FMA.
 BENCH_SERIES = config.ROOT / "benchmarks" / "results" / "bench_series.json"
 
@@ -158,6 +161,21 @@ def page(found: dict) -> str:
                 "|---|" + "---|" * len(runs)]
         for name in names:
             out.append(f"| {name} | " + " | ".join(str(secs[i].get(name, "—")) for i in runs) + " |")
+        out.append("")
+    ex = found.get("exercises")
+    if ex and ex.get("rows"):
+        from .exercises import options
+        from .machine import ISA_TEXT
+
+        out += ["## Exercise reruns (`make bench-exercises`)", "",
+                f"On {machine_text(ex.get('machine', {}), ex.get('isa', 'native'))}; each rerun from a copy of a "
+                f"default-size run's data; the target is {ex.get('target_seconds', 180) / 60:.0f} min a rerun.", "",
+                "| notebook | exercise | rerun with | seconds |", "|---|---|---|---|"]
+        for r in ex["rows"]:
+            how = ("no rerun (in the notebook)" if r["parameters"] is None
+                   else f"`{options(r['parameters'])}`" if r["parameters"] else "its defaults")
+            secs = "—" if r["seconds"] is None else f"{r['seconds']}" + (" (failed)" if r.get("error") else "")
+            out.append(f"| {r['notebook']} | {r['exercise']}. {r['title']} | {how} | {secs} |")
         out.append("")
     out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
                "beside this run in `figures/REPORT.md`.")

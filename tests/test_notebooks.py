@@ -187,6 +187,19 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     small = SMALL["03_cnn_training"]
     model, meta = models.load_model()
     assert meta["class_names"] == list(CLASSES) and meta["training"]["epochs"] == small["epochs"]
+    # early stopping: the paper's epochs an upper bound, stopped at the first epoch that did not raise validation
+    # accuracy (patience 1), and the notebook says where
+    val = meta["training"]["history"]["val_accuracy"]
+    run = meta["training"]["epochs_run"]
+    assert meta["training"]["patience"] == 1 and run == len(val) <= small["epochs"]
+    flat = [e for e in range(1, len(val)) if val[e] <= max(val[:e])]
+    assert run == (flat[0] + 1 if flat else small["epochs"]), val
+    text = (root / "executed" / "03_cnn_training.ipynb").read_text()
+    assert (f"stopped after epoch {run} of at most {small['epochs']}" if run < small["epochs"]
+            else f"all {small['epochs']} epochs trained") in text
+    # a content signature another CPU can check the model's data against
+    assert provenance.same_content(meta["data_signature"], models.data_signature(
+        datasets.load_fingerprints("train"))) is None
     assert meta["params"]["data_seed"] == SEED and meta["params"]["orientation"] == "standard"
     assert meta["keras"] and meta["format_version"] == provenance.FORMAT_VERSION
     results = evaluation.load_results(DATA)
@@ -377,6 +390,10 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     assert meta["model_kind"] == "any_orientation" and meta["params"]["orientation"] == "random"
     assert meta["training"]["augmented"] and meta["training"]["standardisation"] and meta["training"]["ema_momentum"]
     assert model.layers[0].name == "standardise"
+    # the shipped default-size model was trained on other data than this small run's: refused, and trained here
+    text = (root / "executed" / "07_any_orientation.ipynb").read_text()
+    assert "training here: the shipped model was trained on data made with other parameters" in text
+    assert not meta.get("shipped") and meta["training"]["epochs_run"] == small["epochs"]
     # its own randomly oriented data, beside 01's standard sets
     for name in datasets.STRUCTURE_SETS:
         own = datasets.load_structures(datasets.ANY_PREFIX + name, DATA)
