@@ -194,6 +194,45 @@ def test_check_trained_on(tmp_path, monkeypatch):
         models.check_trained_on(meta, {"data_seed": 1})
 
 
+def test_a_shipped_model_stands_in_only_for_the_data_it_was_trained_on(tmp_path, monkeypatch):
+    from helpers import datasets
+
+    X, y = _one_bright_pixel_per_class(0)
+    elements = np.array(["Cu", "W", "Si", "Mg", "Po", "In", "Sn"])[y]
+    fps = datasets.FingerprintSet("train", {"X": X, "label": y, "element": elements}, {})
+    trained, info = models.train(X, y, epochs=1, batch_size=8, seed=0, progress=False)
+    shipped_dir, data_dir = tmp_path / "pretrained", tmp_path / "data"
+    params = {"data_seed": 1, "n_per_class": 12}
+    models.save_model(trained, info, directory=shipped_dir, params=params,
+                      extra={"data_signature": models.data_signature(fps)})
+    monkeypatch.setattr(models, "PRETRAINED_DIR", shipped_dir)
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(data_dir))
+
+    # the same data, made on a CPU that rounds the last bits differently: accepted
+    again = datasets.FingerprintSet("train", {"X": np.nextafter(X, 2), "label": y, "element": elements}, {})
+    model, meta, reason = models.shipped_model("paper", params, again)
+    assert reason is None and meta["params"] == params
+    assert np.allclose(models.predict_proba(model, X[:5]), models.predict_proba(trained, X[:5]), atol=1e-6)
+    notes = []
+    loaded, _, source = models.load_trained(params, fingerprints=again, log=notes.append)
+    assert source == "shipped with helpers" and "helpers/pretrained/cnn_model.keras" in notes[0]
+
+    # other parameters, other labels, other elements, other fingerprint values: refused, with the reason
+    assert "n_per_class=12 there, 13 here" in models.shipped_model("paper", {**params, "n_per_class": 13}, again)[2]
+    for arrays, why in (({"label": np.roll(y, 1), "element": elements}, "other label"),
+                        ({"label": y, "element": np.roll(elements, 1)}, "other element")):
+        other = datasets.FingerprintSet("train", {"X": X, **arrays}, {})
+        assert why in models.shipped_model("paper", params, other)[2]
+    shifted = datasets.FingerprintSet("train", {"X": np.roll(X, 1, axis=1), "label": y, "element": elements}, {})
+    assert "other fingerprint values" in models.shipped_model("paper", params, shifted)[2]
+    with pytest.raises(FileNotFoundError, match="03_cnn_training.*cannot stand in.*other fingerprint values"):
+        models.load_trained(params, fingerprints=shifted, log=notes.append)
+
+    # a model trained here comes first, checked against its training file as always
+    models.save_model(trained, info, directory=data_dir, params=params)
+    assert models.load_trained(params, fingerprints=shifted, log=notes.append)[2] == "data/cnn_model.keras"
+
+
 def _ring_fingerprints(n, seed):
     from helpers.fingerprint import ring_mask
 
