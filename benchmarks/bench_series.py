@@ -58,11 +58,11 @@ def table(runs: dict) -> str:
 def profile(runs: dict) -> str:
     out = []
     for isa, t in runs.items():
-        out += [f"### Slowest cells, {machine.ISA_TEXT.get(isa, isa)}", "", "| notebook | cell | seconds | first line |",
+        out += [f"### Slowest cells, {machine.ISA_TEXT.get(isa, isa)}", "", "| notebook | cell | seconds | section |",
                 "|---|---|---|---|"]
         for r in t["notebooks"]:
             for c in r.get("slowest_cells", [])[:3]:
-                out.append(f"| {r['notebook']} | {c['cell']} | {c['seconds']} | `{c['first_line'].replace('|', '/')}` |")
+                out.append(f"| {r['notebook']} | {c['cell']} | {c['seconds']} | {c.get('section', '')} |".replace("`", ""))
         out.append("")
     return "\n".join(out)
 

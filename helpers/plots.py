@@ -140,20 +140,27 @@ def confusion_heatmap(matrix: np.ndarray, class_names: list, title: str):
     return fig
 
 
-def training_history(history: dict, best_epoch: int | None = None, title: str = "Training history"):
-    """Loss and accuracy per epoch, training and validation (report Fig. 6)."""
+def training_history(history: dict, best_epoch: int | None = None, title: str = "Training history",
+                     max_epochs: int | None = None):
+    """Loss and accuracy per epoch, training and validation (report Fig. 6). With ``max_epochs`` (the recipe's upper
+    bound) larger than the epochs run, the axis runs to it and the epochs early stopping skipped are shaded."""
     import matplotlib.pyplot as plt
 
     ep = np.arange(1, len(history["loss"]) + 1)
+    skipped = max_epochs is not None and max_epochs > len(ep)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, label in zip(axes, ["loss", "accuracy"], ["categorical cross-entropy", "accuracy"]):
         ax.plot(ep, history[key], "o-", label="training")
         ax.plot(ep, history[f"val_{key}"], "s--", label="validation")
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label="kept epoch")
+        if skipped:
+            ax.axvspan(len(ep) + 0.5, max_epochs + 0.5, color="grey", alpha=0.12,
+                       label=f"not trained: stopped early (at most {max_epochs})")
+            ax.set_xlim(0.5, max_epochs + 0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.set_xticks(ep)
+        ax.set_xticks(np.arange(1, (max_epochs if skipped else len(ep)) + 1))
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()

@@ -143,7 +143,7 @@ def page(found: dict) -> str:
                 "| notebook | seconds | peak memory (GiB) | slowest cell (s) |", "|---|---|---|---|"]
         for r in timings["notebooks"]:
             slow = (r.get("slowest_cells") or [{}])[0]
-            where = f"{slow['seconds']} s: `{slow['first_line'].replace('|', '/')}`" if slow else "—"
+            where = f"{slow['seconds']} s: {slow.get('section') or slow['first_line']}".replace("|", "/") if slow else "—"
             out.append(f"| {r['notebook']} | {r['seconds']} | {r['peak_memory_gib']} | {where} |")
         out.append("")
     bench = found.get("bench_series")

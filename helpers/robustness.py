@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 
 from . import defects
-from .fingerprint import diffraction_fingerprint
+from .fingerprint import SHAPE, diffraction_fingerprint
 from .parallel import map_chunks
 from .structures import CLASS_SPACE_GROUPS, CLASSES, space_group
 
@@ -44,14 +44,19 @@ def _defective(atoms, defect: str, level: float, nn_distance: float, rng: np.ran
 
 
 def _chunk(start: int, jobs: list, seed: int, symprecs: tuple, keep_structures: bool = False) -> list:
-    """Worker: for each job, the defective copy's fingerprint, where asked spglib's space group at each symprec
-    (-1 where not asked), and with ``keep_structures`` the defective copy itself (else None)."""
+    """Worker: for each job, the defective copy's fingerprint (None where ``known``), where asked spglib's space group
+    at each symprec (-1 where not asked, None where ``known``), and with ``keep_structures`` the defective copy itself
+    (else None)."""
     out = []
-    for index, atoms, nn_distance, defect, level_index, level, with_spglib in jobs:
+    for index, atoms, nn_distance, defect, level_index, level, with_spglib, known in jobs:
+        if known and not keep_structures:
+            out.append((None, None, None))
+            continue
         rng = np.random.default_rng([seed, 31, index, _KIND_CODE[defect], level_index])
         defective = _defective(atoms, defect, level, nn_distance, rng)
-        found = [space_group(defective, symprec=s) if with_spglib else -1 for s in symprecs]
-        out.append((diffraction_fingerprint(defective), found, defective if keep_structures else None))
+        found = None if known else [space_group(defective, symprec=s) if with_spglib else -1 for s in symprecs]
+        out.append((None if known else diffraction_fingerprint(defective), found,
+                    defective if keep_structures else None))
     return out
 
 
@@ -63,7 +68,7 @@ def pick_parents(labels: np.ndarray, n_per_class: int) -> np.ndarray:
 
 def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, symprecs=SYMPRECS,
                 n_spglib_per_class: int | None = None, n_jobs: int | None = None, progress: bool = True,
-                keep_structures: bool = False) -> dict:
+                keep_structures: bool = False, known: dict | None = None) -> dict:
     """Defective copies of held-out pristine supercells (a StructureSet) at every (defect, level),
     their fingerprints and spglib's space groups.
 
@@ -75,6 +80,11 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
     ``level``, ``parent`` (row in ``pristine``), ``spacegroup`` (the parent's), and
     ``spglib`` (n, len(symprecs)) with spglib's answers (-1 where spglib was not run); with ``keep_structures``
     also ``structures``, the defective copies themselves (notebook 07 turns them and asks its own model).
+
+    ``known``: an earlier run's result (:func:`save_runs` / :func:`load_runs`, notebook 03's) made with the same
+    ``seed`` and ``symprecs`` from the same held-out parents. A defective copy is the same whenever its parent, defect,
+    level and place in ``levels`` are (its random draw is seeded by them), so its fingerprint and spglib's answers are
+    taken from there instead of computed again (spglib only where the earlier run asked it). ``reused`` counts them.
     """
     picked = pick_parents(pristine["label"], n_per_class)
     if len(picked) == 0:
@@ -82,24 +92,63 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
     with_spglib = set(pick_parents(pristine["label"], n_per_class if n_spglib_per_class is None
                                    else min(n_spglib_per_class, n_per_class)).tolist())
     atoms = {int(i): pristine.atoms(int(i)) for i in picked}
-    jobs = [(int(i), atoms[int(i)], float(pristine["nn_distance"][i]), defect, k, level, int(i) in with_spglib)
-            for k, (defect, level) in enumerate(levels) for i in picked]
-    X = np.empty((len(jobs), *diffraction_fingerprint(atoms[int(picked[0])]).shape), np.float32)
+    earlier = {}
+    if known is not None and known.get("seed") == seed and tuple(known["symprecs"]) == tuple(symprecs):
+        for row, key in enumerate(zip(known["parent"], known["defect"], known["level_index"], known["level"])):
+            earlier[(int(key[0]), str(key[1]), int(key[2]), float(key[3]))] = row
+    jobs, rows_known = [], []
+    for k, (defect, level) in enumerate(levels):
+        for i in picked:
+            row = earlier.get((int(i), defect, k, float(level)))
+            asked = int(i) in with_spglib
+            if row is not None and asked and known["spglib"][row, 0] < 0:
+                row = None  # the earlier run did not ask spglib about this one
+            rows_known.append(row)
+            jobs.append((int(i), atoms[int(i)], float(pristine["nn_distance"][i]), defect, k, level, asked,
+                         row is not None))
+    X = np.empty((len(jobs), *SHAPE), np.float32)
     found = np.empty((len(jobs), len(symprecs)), np.int16)
     kept = [None] * len(jobs)
     work = partial(_chunk, seed=seed, symprecs=tuple(symprecs), keep_structures=keep_structures)
     for start, chunk, results in map_chunks(work, jobs, n_jobs=n_jobs, chunk_size=16, progress=progress,
                                             desc="defective copies", unit="structure"):
         for j, (fp, sgs, defective) in enumerate(results):
-            X[start + j] = fp
-            found[start + j] = sgs
+            row = rows_known[start + j]
+            X[start + j] = fp if row is None else known["X"][row]
+            found[start + j] = sgs if row is None else np.where(jobs[start + j][6], known["spglib"][row], -1)
             kept[start + j] = defective
     rows = np.array([job[0] for job in jobs])
     extra = {"structures": kept} if keep_structures else {}
     return {**extra, "X": X, "parent": rows, "label": np.asarray(pristine["label"])[rows].astype(int),
             "spacegroup": np.asarray(pristine["spacegroup"])[rows].astype(int),
             "defect": np.array([job[3] for job in jobs]), "level": np.array([job[5] for job in jobs]),
-            "spglib": found, "symprecs": tuple(symprecs)}
+            "level_index": np.array([job[4] for job in jobs]), "spglib": found, "symprecs": tuple(symprecs),
+            "seed": int(seed), "reused": int(sum(r is not None for r in rows_known))}
+
+
+RUNS_FILE = "robustness_03.npz"
+_RUN_ARRAYS = ("X", "parent", "label", "spacegroup", "defect", "level", "level_index", "spglib")
+
+
+def save_runs(runs: dict, params: dict, inputs=()) -> "Path":
+    """Keep a run of :func:`run_defects` (notebook 03's) in data/ with its provenance, for notebook 07 to reuse."""
+    from . import config, provenance
+
+    meta = provenance.record(provenance.NOTEBOOK_03, params, inputs=inputs, fingerprint=True, kind="robustness",
+                             seed=int(runs["seed"]), symprecs=list(runs["symprecs"]))
+    return provenance.save_npz(config.data_dir() / RUNS_FILE, {k: runs[k] for k in _RUN_ARRAYS}, meta)
+
+
+def load_runs(expect: dict | None = None) -> dict | None:
+    """Notebook 03's run of :func:`run_defects` (:func:`save_runs`), checked like every data file, or None when there
+    is none or it is stale (then everything is computed)."""
+    from . import config, provenance
+
+    try:
+        arrays, meta = provenance.load_npz(config.data_dir() / RUNS_FILE, provenance.NOTEBOOK_03, expect)
+    except (FileNotFoundError, provenance.StaleDataError):
+        return None
+    return {**arrays, "seed": meta.get("seed"), "symprecs": tuple(meta.get("symprecs", ()))}
 
 
 def score(runs: dict, predicted: np.ndarray, entropy: np.ndarray | None = None,

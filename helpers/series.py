@@ -79,16 +79,22 @@ class PeakMemory:
 
 def cell_profile(executed, top: int = 5) -> list:
     """The ``top`` slowest code cells of an executed notebook, from papermill's per-cell durations: dicts with the
-    cell's number (0-based, counting every cell), its first line and its seconds, slowest first."""
+    cell's number (0-based, counting every cell), the section it is in (the last Markdown heading before it), its
+    first line and its seconds, slowest first."""
     import nbformat
 
     nb = nbformat.read(str(executed), as_version=4)
-    cells = []
+    cells, section = [], ""
     for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            heading = next((line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")), "")
+            section = heading or section
+            continue
         seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
         if cell.cell_type == "code" and seconds is not None:
             first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
-            cells.append({"cell": index, "first_line": first[:90], "seconds": round(float(seconds), 1)})
+            cells.append({"cell": index, "section": section[:70], "first_line": first[:90],
+                          "seconds": round(float(seconds), 1)})
     return sorted(cells, key=lambda c: -c["seconds"])[:top]
 
 

@@ -52,3 +52,39 @@ def test_defective_copies_are_reproducible(held_out):
 def test_pick_parents():
     labels = np.array([0, 1, 0, 2, 0, 1])
     assert robustness.pick_parents(labels, 2).tolist() == [0, 2, 1, 5, 3]
+
+
+def test_a_known_run_is_reused_only_where_it_is_the_same_copy(held_out, monkeypatch):
+    levels = [("none", 0.0), ("vacancies", 0.1), ("displacements", 0.04)]
+    first = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False)
+    computed = []
+    real = robustness.diffraction_fingerprint
+    monkeypatch.setattr(robustness, "diffraction_fingerprint", lambda a: computed.append(1) or real(a))
+    again = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False, known=first,
+                                   keep_structures=True)
+    assert again["reused"] == 21 and computed == []  # nothing computed twice
+    for key in ("X", "spglib", "parent", "label", "defect", "level"):
+        assert np.array_equal(again[key], first[key]), key
+    assert len(again["structures"]) == 21 and again["structures"][0] is not None
+    # another seed, or the levels in another order (another random draw), is not the same copy: computed afresh
+    other_seed = robustness.run_defects(held_out, levels, n_per_class=1, seed=4, n_jobs=1, progress=False, known=first)
+    assert other_seed["reused"] == 0 and not np.array_equal(other_seed["X"][7:], first["X"][7:])
+    swapped = robustness.run_defects(held_out, [levels[0], levels[2], levels[1]], n_per_class=1, seed=3, n_jobs=1,
+                                     progress=False, known=first)
+    assert swapped["reused"] == 7  # the pristine copies only
+    # spglib asked here but not there: asked afresh
+    no_spglib = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False,
+                                       n_spglib_per_class=0)
+    asked = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False, known=no_spglib)
+    assert asked["reused"] == 0 and np.array_equal(asked["spglib"], first["spglib"])
+
+
+def test_runs_round_trip_through_data(held_out, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path))
+    levels = [("none", 0.0), ("vacancies", 0.1)]
+    runs = robustness.run_defects(held_out, levels, n_per_class=1, seed=3, n_jobs=1, progress=False)
+    robustness.save_runs(runs, {"data_seed": 5})
+    back = robustness.load_runs({"data_seed": 5})
+    assert back["seed"] == 3 and back["symprecs"] == runs["symprecs"]
+    assert np.array_equal(back["X"], runs["X"]) and np.array_equal(back["defect"], runs["defect"])
+    assert robustness.load_runs({"data_seed": 6}) is None  # made from other data: not reused
