@@ -53,13 +53,6 @@ EXERCISES = {
 SERIES = {("06_report_figures", 3): ("01", "02", "03", "04", "05", "06")}
 
 
-def command(stem: str, parameters: dict) -> str:
-    """The papermill command line of a rerun (executed copy in executed/, never over the source)."""
-    import json
-
-    return f"papermill notebooks/{stem}.ipynb executed/{stem}.ipynb {options(parameters)}".rstrip()
-
-
 def options(parameters: dict) -> str:
     """papermill's options for ``parameters``: ``-p name value``, and one ``-y`` (YAML) for the lists."""
     import json

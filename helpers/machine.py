@@ -64,10 +64,10 @@ ISA_PROFILES = {
              "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+sse4.2,+popcnt,+f16c,+bmi,+bmi2"},
 }
 
-# oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``) that include native bfloat16 arithmetic (AVX512_BF16 dot products or
-# AMX tiles); a limit below these makes oneDNN emulate bfloat16, which is slower than float32.
 ISA_TEXT = {"native": "every instruction set it has", "avx512_bf16": "AVX-512 with bfloat16, no AMX",
             "avx2": "AVX2 + FMA"}
+# oneDNN's ISA names (``ONEDNN_MAX_CPU_ISA``) that include native bfloat16 arithmetic (AVX512_BF16 dot products or
+# AMX tiles); below these oneDNN emulates bfloat16 or refuses it.
 _ONEDNN_BF16 = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX",
                 "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT", ""}
 

@@ -39,12 +39,11 @@ def collect() -> dict:
 
     data = config.data_dir()
     timings_path = config.executed_dir() / "timings.json"
-    bench_path = BENCH_SERIES
     return {"cnn": _load(data / CNN_FILE, provenance.NOTEBOOK_03),
             "clustering": _load(data / CLUSTERING_FILE, provenance.NOTEBOOK_05),
             "any": _load(data / "cnn_any_orientation_results.json", provenance.NOTEBOOK_07),
             "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None,
-            "bench_series": json.loads(bench_path.read_text()) if bench_path.exists() else None,
+            "bench_series": json.loads(BENCH_SERIES.read_text()) if BENCH_SERIES.exists() else None,
             "exercises": json.loads(BENCH_EXERCISES.read_text()) if BENCH_EXERCISES.exists() else None}
 
 
