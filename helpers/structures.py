@@ -317,9 +317,14 @@ def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, sym
 
 def ball_cut(atoms: Atoms, n_atoms: int = 256) -> Atoms:
     """A finite cluster: the ``n_atoms`` atoms nearest the centre of mass of ``atoms`` (all of them when there are
-    no more), without a cell and not periodic, in their original order."""
+    no more), without a cell and not periodic, in their original order.
+
+    Atoms of one shell lie at the same distance, so the cut often falls inside a shell. The distances are rounded
+    to 1e-6 Å before they are ranked and ties go to the lower index; unrounded, the last bits of the floats (which
+    differ between CPUs' vector units) would pick which atoms of the shell are kept, and the same seed would give
+    other clusters on another CPU."""
     positions = np.asarray(atoms.positions, dtype=np.float64)
-    d = np.linalg.norm(positions - positions.mean(axis=0), axis=1)
+    d = np.round(np.linalg.norm(positions - positions.mean(axis=0), axis=1), 6)
     keep = np.sort(np.argsort(d, kind="stable")[:n_atoms])
     return Atoms(numbers=np.asarray(atoms.numbers)[keep], positions=positions[keep], pbc=False)
 

@@ -70,6 +70,21 @@ def test_rotate_turns_crystals_and_clusters_without_a_cell_alike():
                        crystal.get_scaled_positions(wrap=False))
 
 
+def test_a_cut_through_a_shell_keeps_the_same_atoms_whatever_the_last_bits_of_the_floats():
+    """Another CPU's vector units change the last bits of the turned positions; the cluster must not change with
+    them (07's clusters, and the shipped model trained on them, depend on it)."""
+    from ase.build import bulk
+
+    crystal = structures.rotate(bulk("Cu", "fcc", a=3.615, cubic=True).repeat(5),
+                                structures.random_rotation(np.random.default_rng(8)))
+    d = np.linalg.norm(crystal.positions - crystal.positions.mean(axis=0), axis=1)
+    assert np.sum(np.isclose(d, np.sort(d)[255], atol=1e-9)) > 1  # the 256-atom cut falls inside a shell
+    kept = structures.ball_cut(crystal, 256).positions
+    for seed in range(5):
+        jittered = crystal.copy()
+        jittered.positions += np.random.default_rng(seed).uniform(-1e-12, 1e-12, jittered.positions.shape)
+        assert np.allclose(structures.ball_cut(jittered, 256).positions, kept, atol=1e-9)
+
 def test_prepared_supercells_are_about_256_atoms_and_keep_nn():
     rng = np.random.default_rng(4)
     for c in CLASSES:
