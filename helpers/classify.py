@@ -262,7 +262,7 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
             key = kind
         if given is None:
             net, meta = saved.get(kind)
-            trained_on = meta.get("data", {}).get("params", {})
+            trained_on = meta.get("params", {})  # the data parameters save_model recorded
         size = int(target_atoms or trained_on.get("target_atoms", 256))
         if kind == "paper":
             try:
@@ -273,7 +273,7 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
                     raise
                 key = kind = "any_orientation"
                 net, meta = saved.get(kind)
-                size = int(target_atoms or meta.get("data", {}).get("params", {}).get("target_atoms", 256))
+                size = int(target_atoms or meta.get("params", {}).get("target_atoms", 256))
         prepared, how = prepare_any_orientation(atoms, size, allow_multiple_elements)
         return key, net, prepared, how, n_orientations or DEFAULT_ORIENTATIONS
 

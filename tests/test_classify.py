@@ -224,8 +224,23 @@ def both_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("both")
     models.save_model(models.build_model(seed=0), {"epochs": 0}, directory=directory)
     models.save_model(models.build_model(seed=1), {"epochs": 0}, directory=directory, kind="any_orientation",
-                      extra={"data": {"params": {"target_atoms": 256, "orientation": "random"}}})
+                      params={"target_atoms": 256, "orientation": "random"})
     return directory
+
+
+def test_classify_cuts_the_blocks_and_clusters_its_models_were_trained_on(tmp_path, monkeypatch):
+    """Models saved as notebooks 03 and 07 save theirs after 01 ran with target_atoms=128 and 07 with 96: classify
+    must read the size where save_model records it (a wrong key gave every model 256-atom blocks)."""
+    models.save_model(models.build_model(seed=0), {"epochs": 0}, directory=tmp_path,
+                      params={"target_atoms": 128, "orientation": "standard"})
+    models.save_model(models.build_model(seed=1), {"epochs": 0}, directory=tmp_path, kind="any_orientation",
+                      params={"target_atoms": 96, "orientation": "random"})
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path))
+    big = bulk("W", "bcc", a=3.165, cubic=True).repeat(7)  # 686 atoms
+    out = classify([big, _cluster(big, 400)], n_mc=2, n_orientations=2)
+    assert out["error"].isna().all()
+    assert out["n_atoms"].tolist() == [128, 96]  # bcc: 4 x 4 x 4 conventional cells; the 96 nearest the centre
+    assert classify(big, n_mc=2, target_atoms=250)["n_atoms"][0] == 250  # 5 x 5 x 5 cells: asked for, it wins
 
 
 def _cluster(atoms, n=256):
