@@ -31,15 +31,19 @@ pretrained:
 	mkdir -p helpers/pretrained
 	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json helpers/pretrained/
 
-## test: unit tests and every notebook through papermill with small parameters
+## test: unit tests and every notebook through papermill with small parameters, in two worker processes that take
+## whole files (pytest-xdist): the notebook series, about half of the time, runs beside all the other tests
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-## bench: fingerprint speed against the complex128 reference, measured in the same run, with this CPU's
-## instruction sets and with AVX2 + FMA only -> benchmarks/results/bench_fingerprint_{native,avx2}.json
+## bench: fingerprint speed against the complex128 reference, and the neighbour search of the scale (k-d trees
+## against the all-pairs scan at 1k, 10k and 100k atoms), each measured in the same run, with this CPU's
+## instruction sets and with AVX2 + FMA only -> benchmarks/results/bench_{fingerprint,neighbours}_{native,avx2}.*
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fingerprint.py
 	$(BIN)/python benchmarks/bench_fingerprint.py --isa avx2
+	$(BIN)/python benchmarks/bench_neighbours.py
+	$(BIN)/python benchmarks/bench_neighbours.py --isa avx2
 
 ## bench-scale: the streaming batch on Dask (helpers.batch) against the process pool: structures/s with 1 and 2
 ## workers, peak memory at 10,000 and 100,000 structures, resuming after a kill, .npz against ASE database reads

@@ -54,6 +54,7 @@ _MERGE = 0.2           # centres closer than this are one cluster
 _SIGNIFICANT = 0.25    # clusters with fewer members than this share of the largest are ignored
 _TEMPERATURE = 0.02    # of the soft minimum, relative to the shortest mean vector
 _MAX_VECTORS = 96      # neighbour vectors kept per atom in the first search (more: the careful search)
+_SCAN_ATOMS = 2048     # above this many atoms, k-d trees instead of the all-pairs scan
 
 
 @lru_cache(maxsize=8)
@@ -201,17 +202,45 @@ def _cluster_rough_and_vectors(positions: np.ndarray) -> tuple:
     return rough, np.concatenate([forward, -forward])
 
 
+def _tree_scan(atoms: np.ndarray, images: np.ndarray, cutoff: float) -> tuple:
+    """Every atom-image pair closer than ``cutoff``, from two k-d trees (O(N log N), where
+    :func:`helpers.kernels.neighbour_scan` compares every atom with every image): (first, i, j, d) with ``first``
+    as the scan gives it (each atom's shortest distance to another image; 0 when another atom sits on it), and the
+    pairs as atom indices ``i``, image indices ``j`` and distances ``d``."""
+    pairs = kd_tree(atoms).sparse_distance_matrix(kd_tree(images), cutoff, output_type="ndarray")
+    i, j, d = (np.ascontiguousarray(pairs[k]) for k in ("i", "j", "v"))
+    n = len(atoms)
+    apart = d > 1e-6
+    first = np.full(n, np.inf)
+    np.minimum.at(first, i, np.where(apart, d, np.inf))
+    first[np.bincount(i[~apart], minlength=n) > 1] = 0.0  # besides the atom's own image, another atom on it
+    return first, i, j, np.where(apart, d, np.inf)
+
+
 def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray | None) -> tuple:
     """(rough nearest-neighbour distance, neighbour vectors up to _VECTOR_CUTOFF times it) from one neighbour
     search: the median of the atoms' shortest distances, and every vector shorter than that bound (periodic
-    images included; ``cell=None``: a finite cluster)."""
+    images included; ``cell=None``: a finite cluster). Up to ``_SCAN_ATOMS`` atoms, one compiled scan of every
+    atom against every image; above, k-d trees (:func:`_tree_scan`), so the cost grows as N log N."""
     if cell is None:
         return _cluster_rough_and_vectors(positions)
     cell = np.asarray(cell, dtype=np.float64)
     cutoff = 1.8 * (abs(np.linalg.det(cell)) / len(positions)) ** (1.0 / 3.0)
     atoms, images = periodic_images(positions, cell, cutoff)
-    first, vectors, counts, overflow = neighbour_scan(np.ascontiguousarray(atoms), np.ascontiguousarray(images.T),
-                                                      float(cutoff), _MAX_VECTORS)
+    if len(positions) > _SCAN_ATOMS:
+        first, i, j, d = _tree_scan(atoms, images, cutoff)
+        overflow = False
+
+        def within(bound):
+            keep = d < bound
+            return images[j[keep]] - atoms[i[keep]]
+    else:
+        first, vectors, counts, overflow = neighbour_scan(np.ascontiguousarray(atoms),
+                                                          np.ascontiguousarray(images.T), float(cutoff), _MAX_VECTORS)
+
+        def within(bound):
+            V = vectors[np.arange(_MAX_VECTORS)[None, :] < counts[:, None]]
+            return V[(V * V).sum(axis=1) < bound * bound]
     if not np.all(np.isfinite(first)) or np.any(first < 1e-6):  # a sparse or odd structure: the careful search
         rough = float(np.median(nearest_neighbour_distances(positions, cell)))
         return rough, neighbour_vectors(positions, cell, _VECTOR_CUTOFF * rough)
@@ -219,8 +248,7 @@ def _rough_and_vectors(positions: np.ndarray, cell: np.ndarray | None) -> tuple:
     bound = _VECTOR_CUTOFF * rough
     if bound > cutoff or overflow:  # the images do not reach far enough, or an atom has too many neighbours
         return rough, neighbour_vectors(positions, cell, bound)
-    V = vectors[np.arange(_MAX_VECTORS)[None, :] < counts[:, None]]
-    return rough, V[(V * V).sum(axis=1) < bound * bound]
+    return rough, within(bound)
 
 
 def scale_and_spread(atoms: Atoms) -> tuple:

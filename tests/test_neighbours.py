@@ -122,3 +122,24 @@ def test_mean_nearest_neighbour_distance_refuses_what_the_fingerprint_refuses():
         mean_nearest_neighbour_distance(broken)
     with pytest.raises(ValueError, match="empty structure"):
         mean_nearest_neighbour_distance(Atoms())
+
+
+@pytest.mark.parametrize("name, atoms", [
+    ("fcc Cu, 25 % vacancies, sigma 2 %", bulk("Cu", "fcc", a=3.61, cubic=True).repeat((10, 9, 8))),
+    ("hcp Mg, sigma 4 %", bulk("Mg", "hcp", a=3.21, c=5.21).repeat((14, 12, 10))),
+    ("diamond Si, non-orthogonal cell", bulk("Si", "diamond", a=5.43).repeat((12, 11, 10))),
+])
+def test_large_structures_get_the_scale_the_all_pairs_scan_gives(name, atoms, monkeypatch):
+    """Above _SCAN_ATOMS atoms the neighbours come from k-d trees (O(N log N)); the answer must be the scan's.
+    A tree search that dropped or doubled neighbours, or mixed up atoms and images, moves the scale or the spread."""
+    from helpers import neighbours
+
+    rng = np.random.default_rng(7)
+    if "vacancies" in name:
+        atoms = defects.vacancies(atoms, 0.25, rng)
+    atoms = defects.displacements(atoms, 0.04 if "4 %" in name else 0.02, rng)
+    assert len(atoms) > neighbours._SCAN_ATOMS
+    tree = neighbours.scale_and_spread(atoms)
+    monkeypatch.setattr(neighbours, "_SCAN_ATOMS", 10 ** 9)
+    scan = neighbours.scale_and_spread(atoms)
+    assert tree == pytest.approx(scan, rel=1e-12)
