@@ -74,10 +74,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     isas = ["native", *[i for i in args.isa if i != "native"]] if "native" in args.isa else args.isa
     runs = {isa: run(isa, args.only) for isa in isas}
+    kept = RESULTS / "bench_series.json"
+    if kept.exists() and not args.only:  # the other profiles' last whole runs stay beside this one's
+        earlier = json.loads(kept.read_text()).get("runs", {})
+        runs = {**{i: r for i, r in earlier.items() if i not in runs and r.get("complete")}, **runs}
     text = "\n".join([
         "# The notebook series, natively and with the CPU held to smaller instruction sets", "",
         f"CPU: {machine.describe_text()}. Each column is one run of the series at its default size, in its own data "
-        "folder; the native run is the reference, measured in the same invocation.", "", table(runs), profile(runs)])
+        "folder, finished at: " + ", ".join(f"{machine.ISA_TEXT.get(i, i)} {r.get('finished', '?')}" for i, r in runs.items())
+        + ". A ratio to native is a ratio to the native column, whichever run made it.", "", table(runs), profile(runs)])
     path = config.write_text(RESULTS / "bench_series.md", text)
     config.write_text(RESULTS / "bench_series.json", json.dumps({"machine": machine.describe(), "runs": runs}, indent=1))
     print(text)
