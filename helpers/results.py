@@ -39,12 +39,53 @@ def collect() -> dict:
 
     data = config.data_dir()
     timings_path = config.executed_dir() / "timings.json"
-    return {"cnn": _load(data / CNN_FILE, provenance.NOTEBOOK_03),
-            "clustering": _load(data / CLUSTERING_FILE, provenance.NOTEBOOK_05),
-            "any": _load(data / "cnn_any_orientation_results.json", provenance.NOTEBOOK_07),
+    files = {"cnn": data / CNN_FILE, "clustering": data / CLUSTERING_FILE,
+             "any": data / "cnn_any_orientation_results.json"}
+    return {"cnn": _load(files["cnn"], provenance.NOTEBOOK_03),
+            "clustering": _load(files["clustering"], provenance.NOTEBOOK_05),
+            "any": _load(files["any"], provenance.NOTEBOOK_07),
+            "written": {k: _mtime(p) for k, p in files.items() if p.exists()},
             "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None,
             "bench_series": json.loads(BENCH_SERIES.read_text()) if BENCH_SERIES.exists() else None,
             "exercises": json.loads(BENCH_EXERCISES.read_text()) if BENCH_EXERCISES.exists() else None}
+
+
+def _mtime(path: Path) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+
+
+#: The data parameters every notebook of one run shares (01's): results made with others are from another run.
+DATA_KEYS = ("data_seed", "n_per_class", "n_test_per_class", "target_atoms", "vacancy_fraction",
+             "displacement_sigma", "test_fraction")
+_NOTEBOOK_OF = {"cnn": "03", "clustering": "05", "any": "07"}
+
+
+def not_one_run(found: dict) -> list:
+    """Why the numbers in ``found`` (:func:`collect`) are not all from one run of the series at one size: results
+    of 03, 05 and 07 made from data of other parameters, results written outside the run that ``timings.json``
+    times, or timings of only some notebooks. Empty when they are one run."""
+    problems = []
+    params = {k: (found.get(k) or {}).get("params") for k in _NOTEBOOK_OF if found.get(k)}
+    for key in DATA_KEYS:
+        values = {_NOTEBOOK_OF[k]: p.get(key) for k, p in params.items() if key in p}
+        if len(set(map(repr, values.values()))) > 1:
+            problems.append(f"{key} differs: " + ", ".join(f"{v!r} in {nb}'s results" for nb, v in values.items()))
+    timings = found.get("timings")
+    if timings is None:
+        problems.append("no timings.json: the series was not run with `make run` (helpers.series)")
+        return problems
+    if not timings.get("complete", False):
+        problems.append("timings.json times only some notebooks (a run with --only)")
+    started, finished = timings.get("started"), timings.get("finished")
+    for k, when in (found.get("written") or {}).items():
+        if started is None or finished is None or not started <= when <= finished:
+            problems.append(f"{_NOTEBOOK_OF[k]}'s results were written at {when}, outside the run timed in "
+                            f"timings.json ({started or 'start not recorded'} to {finished or '?'})")
+    if not timings.get("machine"):
+        problems.append("timings.json does not name the machine it ran on")
+    return problems
 
 
 #: What ``make bench-exercises`` writes: every exercise's rerun, timed with the CPU held to AVX2 + FMA.
@@ -67,9 +108,10 @@ def stamp(found: dict) -> str:
     from . import machine
 
     t = found.get("timings") or {}
-    m = t.get("machine") or (found.get("cnn") or {}).get("machine") or machine.describe()
+    m = t.get("machine") or (found.get("cnn") or {}).get("machine")
     when = t.get("finished", "date not recorded")
-    return f"Measured by `make run` finished {when}, on {machine_text(m, t.get('isa', 'native'))}."
+    where = machine_text(m, t.get("isa", "native")) if m else "a machine not recorded"
+    return f"Measured by `make run` finished {when}, on {where}."
 
 
 def headline(found: dict) -> str:
@@ -103,7 +145,7 @@ def headline(found: dict) -> str:
                      " / ".join(config.percent(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
                                                               "test_clusters") if k in h)))
     timings = found.get("timings")
-    if timings:
+    if timings and timings.get("complete", False):
         first = sum(r["seconds"] for r in timings["notebooks"] if r["notebook"][:2] <= "06")
         rows.append(("Time of the whole series (01–06 / all), peak memory, on the CPU named above",
                      f"{first / 60:.1f} / {timings['total']['seconds'] / 60:.1f} min, "
@@ -125,7 +167,11 @@ def headline(found: dict) -> str:
 def page(found: dict) -> str:
     """The whole results page (Markdown)."""
     tables = config.tables_dir()
-    out = ["# Results of the last run of the series", "", stamp(found), "", headline(found)]
+    out = ["# Results of the last run of the series", "", stamp(found), ""]
+    problems = not_one_run(found)
+    if problems:
+        out += [NOT_ONE_RUN + " " + "; ".join(problems) + ". Run the whole series again (`make run`).", ""]
+    out.append(headline(found))
     for title, name in (("The paper's Table 1: the CNN against spglib (notebook 03)", "03_robustness"),
                         ("Table 5: without labels (notebook 05)", "05_table5"),
                         ("Table 5 on the report's class proportions (notebook 05)", "05_table5_report_proportions"),
@@ -181,6 +227,9 @@ def page(found: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+NOT_ONE_RUN = "**These numbers are not from one run of the series at one size:**"
+
+
 def write_page() -> Path:
     """Write figures/RESULTS.md from the files of the last run."""
     return config.write_text(page_path(), page(collect()))
@@ -192,6 +241,9 @@ def publish(readme: Path = config.ROOT / "README.md", docs: Path = config.ROOT /
     if not source.exists():
         raise FileNotFoundError(f"{source} is missing: run the series first (`make run`).")
     text = source.read_text()
+    if NOT_ONE_RUN in text:
+        raise ValueError(f"{source} mixes numbers of different runs (it says which); run the whole series "
+                         "(`make run`), then publish")
     lines = text.splitlines()
     stamp_line = next(line for line in lines if line.startswith("Measured by"))
     first_table = []

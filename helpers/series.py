@@ -116,6 +116,9 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = parameters or {}
     records = []
+    from datetime import datetime, timezone
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for notebook in notebooks():
         if only and not any(notebook.name.startswith(o) for o in only):
             continue
@@ -133,11 +136,9 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
-    from datetime import datetime, timezone
-
     config.write_text(output_dir / ("timings_only.json" if only else "timings.json"), json.dumps(
-        {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa,
-         "complete": not only, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
+        {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa, "complete": not only,
+         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     if not only:
         from .results import write_page

@@ -1,0 +1,69 @@
+"""The results page stamps numbers as one run's only when they are: same data parameters, written during the run
+that timings.json times, and that run the whole series."""
+import pytest
+
+from helpers import results
+
+DATA = {"data_seed": 0, "n_per_class": 1500, "n_test_per_class": 200, "target_atoms": 256,
+        "vacancy_fraction": 0.25, "displacement_sigma": 0.02, "test_fraction": 0.2}
+TIMINGS = {"notebooks": [{"notebook": "01_data_generation.ipynb", "seconds": 60.0, "peak_memory_gib": 1.0}],
+           "total": {"seconds": 60.0, "peak_memory_gib": 1.0}, "machine": {"cpu": "a CPU", "cores": 2},
+           "isa": "native", "complete": True, "started": "2026-12-03T10:00:00+00:00",
+           "finished": "2026-12-03T10:40:00+00:00"}
+
+
+def found(**change):
+    out = {"cnn": {"params": dict(DATA)}, "clustering": {"params": dict(DATA)},
+           "any": {"params": {**DATA, "orientation": "random", "cluster_fraction": 0.5}},
+           "written": {k: "2026-12-03T10:20:00+00:00" for k in ("cnn", "clustering", "any")},
+           "timings": dict(TIMINGS)}
+    out.update(change)
+    return out
+
+
+def test_one_whole_run_passes():
+    assert results.not_one_run(found()) == []
+
+
+def test_results_of_another_size_are_named():
+    """Catches a page that reports 07's results of a small run beside 03's of the default size."""
+    mixed = found(any={"params": {**DATA, "n_per_class": 150}})
+    assert any("n_per_class differs" in p and "150 in 07's" in p and "1500 in 03's" in p
+               for p in results.not_one_run(mixed))
+
+
+def test_results_written_outside_the_timed_run_are_named():
+    """Catches a page that stamps 05's results of an older run with this run's date."""
+    old = found(written={"cnn": "2026-12-03T10:20:00+00:00", "clustering": "2026-12-01T09:00:00+00:00"})
+    problems = results.not_one_run(old)
+    assert len(problems) == 1 and problems[0].startswith("05's results were written at 2026-12-01T09:00:00")
+
+
+def test_a_partial_run_gives_no_time_of_the_whole_series():
+    """Catches `--only` timings reported as the time of the whole series."""
+    partial = found(timings={**TIMINGS, "complete": False})
+    assert any("only some notebooks" in p for p in results.not_one_run(partial))
+    times_only = {"cnn": None, "clustering": None, "any": None}
+    assert "Time of the whole series" not in results.headline({**partial, **times_only})
+    assert "Time of the whole series" in results.headline({**found(), **times_only})
+
+
+def test_the_stamp_never_names_this_machine_for_a_run_that_did_not_record_one():
+    unknown = found(timings={**TIMINGS, "machine": None}, cnn={"params": dict(DATA)})
+    assert "a machine not recorded" in results.stamp(unknown)
+    assert any("does not name the machine" in p for p in results.not_one_run(unknown))
+
+
+def test_a_mixed_page_is_not_published(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CRYSTAL_EXECUTED_DIR", str(tmp_path / "executed"))
+    text = results.page(found(cnn=None, clustering=None, any=None, written={"cnn": "2026-12-01T09:00:00+00:00"}))
+    assert results.NOT_ONE_RUN in text
+    results.page_path().parent.mkdir(parents=True, exist_ok=True)
+    results.page_path().write_text(text)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.START}\nold\n{results.END}\n")
+    with pytest.raises(ValueError, match="make run"):
+        results.publish(readme=readme, docs=tmp_path / "results.md")
+    assert "old" in readme.read_text() and not (tmp_path / "results.md").exists()
