@@ -72,6 +72,12 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{stem} exercise {number}: {row['seconds']} s{'  ERROR ' + row['error'] if row['error'] else ''}",
                   flush=True)
+    kept = RESULTS / f"bench_exercises_{args.isa}.json"
+    if args.only and kept.exists():  # the other notebooks' rows of an earlier run stay, in the series' order
+        ran = {r["notebook"] for r in rows}
+        earlier = [r for r in json.loads(kept.read_text())["rows"] if r["notebook"] not in ran]
+        order = list(exercises.EXERCISES)
+        rows = sorted(earlier + rows, key=lambda r: (order.index(r["notebook"]), r["exercise"]))
     m = machine.describe()
     lines = [f"# Exercise reruns, held to {machine.ISA_TEXT.get(args.isa, args.isa)}", "",
              f"CPU: {machine.describe_text()}; target {TARGET_SECONDS:.0f} s a rerun. Each rerun starts from a copy of "
