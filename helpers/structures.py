@@ -320,12 +320,14 @@ def ball_cut(atoms: Atoms, n_atoms: int = 256) -> Atoms:
     no more), without a cell and not periodic, in their original order.
 
     Atoms of one shell lie at the same distance, so the cut often falls inside a shell. The distances are rounded
-    to 1e-6 Å before they are ranked and ties go to the lower index; unrounded, the last bits of the floats (which
-    differ between CPUs' vector units) would pick which atoms of the shell are kept, and the same seed would give
-    other clusters on another CPU."""
+    to 1e-6 Å before they are ranked, and the atoms of a shell are ranked among themselves by a fixed random
+    permutation: unrounded, the last bits of the floats (which differ between CPUs' vector units) would pick which
+    atoms of the shell are kept, and the same seed would give other clusters on another CPU; ranked by index, the
+    atoms kept would all lie on the side of the block where its first cells are, and the cluster would be lopsided."""
     positions = np.asarray(atoms.positions, dtype=np.float64)
     d = np.round(np.linalg.norm(positions - positions.mean(axis=0), axis=1), 6)
-    keep = np.sort(np.argsort(d, kind="stable")[:n_atoms])
+    shuffle = np.random.default_rng(0).permutation(len(positions))
+    keep = np.sort(np.lexsort((shuffle, d))[:n_atoms])
     return Atoms(numbers=np.asarray(atoms.numbers)[keep], positions=positions[keep], pbc=False)
 
 

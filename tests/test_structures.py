@@ -85,6 +85,19 @@ def test_a_cut_through_a_shell_keeps_the_same_atoms_whatever_the_last_bits_of_th
         jittered.positions += np.random.default_rng(seed).uniform(-1e-12, 1e-12, jittered.positions.shape)
         assert np.allclose(structures.ball_cut(jittered, 256).positions, kept, atol=1e-9)
 
+def test_a_cut_through_a_shell_keeps_the_cluster_centred():
+    """The atoms kept from a shell are spread over it, not all on one side: catches a tie-break by atom index (the
+    block's first cells), which leaves the cluster's centre 0.18 Å off on average here, against 0.06 Å."""
+    from ase.build import bulk
+
+    crystal = structures.rotate(bulk("Cu", "fcc", a=3.615, cubic=True).repeat(5),
+                                structures.random_rotation(np.random.default_rng(8)))
+    centre = crystal.positions.mean(axis=0)
+    offsets = [np.linalg.norm(structures.ball_cut(crystal, n).positions.mean(axis=0) - centre)
+               for n in range(150, 400, 10)]
+    assert np.mean(offsets) < 0.1
+
+
 def test_prepared_supercells_are_about_256_atoms_and_keep_nn():
     rng = np.random.default_rng(4)
     for c in CLASSES:
