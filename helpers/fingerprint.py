@@ -203,12 +203,42 @@ def check_structure(atoms: Atoms) -> None:
                          "for a finite cluster")
     if not np.all(np.isfinite(atoms.positions)):
         raise ValueError("positions contain NaN or infinite values; fix the coordinates")
+    check_occupancy(atoms)
     numbers = np.asarray(atoms.numbers)
     bad = np.unique(numbers[(numbers < 1) | (numbers > MAX_Z_FORM_FACTOR)]).tolist()
     if bad:
         names = ", ".join(chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z) for z in bad)
         raise ValueError(f"unknown element(s) {names}: X-ray form factors exist for Z = 1 ... "
                          f"{MAX_Z_FORM_FACTOR}; replace the placeholder atoms by real elements")
+
+
+def check_occupancy(atoms: Atoms) -> None:
+    """Raise ValueError naming the site when a structure has sites that are partly occupied or shared by several
+    elements, as ``ase.io.read`` keeps them from a CIF (``atoms.info["occupancy"]``: per site, element ->
+    occupancy; the atoms then carry one element per site, so reading such a file silently gives another crystal)
+    or as an ``occupancy`` per-atom array."""
+    occupancy = atoms.info.get("occupancy")
+    if isinstance(occupancy, dict):
+        kinds = atoms.arrays.get("spacegroup_kinds")
+        for kind, species in occupancy.items():
+            if len(species) == 1 and abs(sum(species.values()) - 1.0) < 1e-6:
+                continue
+            where = ""
+            first = np.flatnonzero(kinds == int(kind)) if kinds is not None and str(kind).isdigit() else []
+            if len(first) and np.all(atoms.pbc):
+                x, y, z = atoms.get_scaled_positions(wrap=False)[first[0]]
+                where = f" at fractional position ({x:.4g}, {y:.4g}, {z:.4g})"
+            held = " + ".join(f"{element} {value:g}" for element, value in species.items())
+            raise ValueError(f"partial occupancy: site {kind}{where} holds {held} (as read by ase.io.read into "
+                             "atoms.info['occupancy']), but a fingerprint needs one element on every site, fully "
+                             "occupied: give an ordered model of the crystal (a supercell with every site filled by "
+                             "one element, e.g. a special quasirandom structure)")
+    values = atoms.arrays.get("occupancy")
+    if values is not None and np.any(np.abs(np.asarray(values, dtype=np.float64) - 1.0) > 1e-6):
+        i = int(np.flatnonzero(np.abs(np.asarray(values, dtype=np.float64) - 1.0) > 1e-6)[0])
+        raise ValueError(f"partial occupancy: atom {i} ({atoms[i].symbol}) has occupancy {float(values[i]):g} "
+                         "(atoms.arrays['occupancy']), but a fingerprint needs every site fully occupied: give an "
+                         "ordered model of the crystal")
 
 
 def _prepared(atoms: Atoms):

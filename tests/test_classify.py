@@ -5,6 +5,7 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+import pandas as pd
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
@@ -346,3 +347,14 @@ def test_the_default_models_name_real_crystals_in_any_orientation_periodic_or_no
     periodic = [a for f, a in forms if f.startswith("supercell")]
     forced = classify(periodic, n_mc=10, model="any_orientation")
     assert (forced["predicted_class"] == truth).all(), forced["predicted_class"].tolist()
+
+
+def test_a_partly_occupied_cif_gets_an_error_row_naming_the_site(both_models, monkeypatch, tmp_path):
+    from test_fingerprint import CIF
+
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(both_models))
+    path = tmp_path / "CuAu_disordered.cif"
+    path.write_text(CIF.format(name="CuAu", a=3.75, sites="Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5"))
+    out = classify([str(path), bulk("Cu", "fcc", a=3.61, cubic=True)], n_mc=2)
+    assert "partial occupancy: site 0" in out["error"][0] and "Cu 0.5 + Au 0.5" in out["error"][0]
+    assert pd.isna(out["error"][1]) and out["predicted_class"][1] in CLASSES

@@ -150,3 +150,49 @@ def test_batch_error_names_the_structure(crystals):
 def test_not_an_atoms_object():
     with pytest.raises(TypeError, match="ase.io.read"):
         diffraction_fingerprint(np.zeros((4, 3)))
+
+
+CIF = """data_{name}
+_cell_length_a {a}
+_cell_length_b {a}
+_cell_length_c {a}
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+_symmetry_Int_Tables_number 225
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+{sites}
+"""
+
+
+@pytest.mark.parametrize("sites, message", [
+    ("Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5", r"site 0 at fractional position \(0, 0, 0\) holds Cu 0.5 \+ Au 0.5"),
+    ("Cu1 Cu 0 0 0 0.8", r"site 0 at fractional position \(0, 0, 0\) holds Cu 0.8"),
+])
+def test_a_cif_with_partial_occupancy_is_refused_naming_the_site(tmp_path, sites, message):
+    """ase.io.read reads a 50/50 Cu/Au site as Au4 and a Cu site at 0.8 as Cu4; without this check both were
+    fingerprinted (and classified) as ordered crystals without a word."""
+    import ase.io
+
+    from helpers.fingerprint import check_structure
+
+    path = tmp_path / "partial.cif"
+    path.write_text(CIF.format(name="partial", a=3.75, sites=sites))
+    atoms = ase.io.read(path)
+    for given in (atoms, atoms.repeat(2)):
+        with pytest.raises(ValueError, match="partial occupancy: " + message):
+            check_structure(given)
+    full = tmp_path / "full.cif"
+    full.write_text(CIF.format(name="full", a=3.615, sites="Cu1 Cu 0 0 0 1.0"))
+    check_structure(ase.io.read(full))  # a fully occupied site passes
+    flagged = bulk("Cu", "fcc", a=3.615, cubic=True)
+    flagged.set_array("occupancy", np.array([1.0, 1.0, 0.9, 1.0]))
+    with pytest.raises(ValueError, match=r"atom 2 \(Cu\) has occupancy 0.9"):
+        check_structure(flagged)
