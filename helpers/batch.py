@@ -109,17 +109,36 @@ def _describe_source(item) -> dict:
 
         if "://" not in text and not Path(text).is_file():
             raise FileNotFoundError(f"{text}: no such database; check the path")
-        with ase.db.connect(text) as db:
-            return {"kind": "database", "path": text, "rows": db.count()}
+        if "://" not in text:  # a database file: its bytes are its identity
+            with ase.db.connect(text) as db:
+                rows = db.count()
+            return {"kind": "database", "path": text, "rows": rows, "sha256": provenance.file_sha256(text)}
+        with ase.db.connect(text) as db:  # a server: which rows, by their ids and unique ids
+            ids = "\n".join(f"{row.id} {row.unique_id}" for row in db.select(columns=["id", "unique_id"]))
+            return {"kind": "database", "path": text, "rows": db.count(),
+                    "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()}
     path = Path(text)
     if path.is_dir():
         files = _folder_files(path)
-        return {"kind": "folder", "path": text, "files": len(files),
-                "names_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest()}
+        content = hashlib.sha256()
+        for name in files:
+            content.update(f"{Path(name).name} {provenance.file_sha256(name)}\n".encode())
+        return {"kind": "folder", "path": text, "files": len(files), "sha256": content.hexdigest()}
     if path.is_file():
-        stat = path.stat()
-        return {"kind": "file", "path": text, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"kind": "file", "path": text, "bytes": path.stat().st_size, "sha256": provenance.file_sha256(path)}
     raise FileNotFoundError(f"{text}: no such file or folder; check the path")
+
+
+def _describe_atoms(sources) -> dict:
+    """What the manifest records of Atoms given in memory: their number and a hash of every structure (species,
+    positions, cell, periodicity); a stream (a generator) cannot be read twice, so only that it was one."""
+    if not isinstance(sources, list):
+        return {"kind": "atoms", "count": "a stream"}
+    digest = hashlib.sha256()
+    for atoms in sources:
+        for array in (atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return {"kind": "atoms", "count": len(sources), "sha256": digest.hexdigest()}
 
 
 def _folder_files(path: Path) -> list:
@@ -382,18 +401,58 @@ def finished_chunks(out) -> set:
     return {int(p.name[5:11]) for p in folder.glob("part-*.parquet")}
 
 
+def _models_used(options: dict) -> dict:
+    """SHA-256 of every model the batch may classify with (by kind; None for one not trained), or {} when it
+    does not classify: a resumed batch must not answer half its chunks with one model and half with another."""
+    from .models import MODEL_KINDS, check_saved_model
+
+    if not options["classify"]:
+        return {}
+    out = {}
+    for kind in (MODEL_KINDS if options["model"] == "auto" else [options["model"]]):
+        try:
+            out[kind] = check_saved_model(kind=kind)[1]["model_sha256"]
+        except FileNotFoundError:
+            out[kind] = None
+    return out
+
+
 def _manifest(kind: str, sources, options: dict) -> dict:
-    described = [_describe_source(s) for s in sources] if kind == "paths" else [
-        {"kind": "atoms", "count": len(sources) if isinstance(sources, list) else "a stream"}]
+    described = [_describe_source(s) for s in sources] if kind == "paths" else [_describe_atoms(sources)]
     return provenance.record(WRITER, dict(options), fingerprint=True, kind="batch", batch_format=FORMAT_VERSION,
-                             sources=described)
+                             sources=described, models=_models_used(options))
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 def _same_request(old: dict, new: dict) -> list:
-    """Keys of the request that differ between a manifest on disk and this call."""
-    keys = ("params", "fingerprint", "sources", "batch_format")
-    return [k for k in keys if json.loads(json.dumps(old.get(k), default=str)) != json.loads(
-        json.dumps(new.get(k), default=str))]
+    """What differs between the request recorded in a manifest on disk and this call, in words (empty: the same
+    request): arguments, fingerprint settings, the models' bytes, and every input's identity (its bytes, a
+    database's rows, a folder's files, the Atoms given)."""
+    differ = []
+    then, now = _plain(old.get("params")) or {}, _plain(new.get("params")) or {}
+    differ += [f"{k}={then.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(then) | set(now))
+               if then.get(k) != now.get(k)]
+    if _plain(old.get("fingerprint")) != _plain(new.get("fingerprint")):
+        differ.append("other fingerprint settings")
+    if old.get("batch_format") != new.get("batch_format"):
+        differ.append(f"batch format {old.get('batch_format')} then, {new.get('batch_format')} now")
+    then, now = _plain(old.get("models")) or {}, _plain(new.get("models")) or {}
+    differ += [f"the {k} model changed (SHA-256 {str(then.get(k))[:12]} then, {str(now.get(k))[:12]} now)"
+               for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
+    then, now = _plain(old.get("sources")) or [], _plain(new.get("sources")) or []
+    if [s.get("path") for s in then] != [s.get("path") for s in now]:
+        differ.append(f"other inputs ({[s.get('path', s.get('kind')) for s in then]} then, "
+                      f"{[s.get('path', s.get('kind')) for s in now]} now)")
+    else:
+        for a, b in zip(then, now):
+            changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if changed:
+                differ.append(f"input {a.get('path', a.get('kind'))} changed ("
+                              + ", ".join(f"{k} {a.get(k)} then, {b.get(k)} now" for k in changed) + ")")
+    return differ
 
 
 def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> None:
@@ -405,9 +464,9 @@ def _prepare_output(out: Path, manifest: dict, overwrite: bool) -> None:
             old = {}
         differ = _same_request(old, manifest)
         if differ:
-            raise BatchError(f"{out} holds a batch made with other {', '.join(differ)} (see {path}); resume it "
-                             "with the same arguments, pass another output folder, or overwrite=True "
-                             "(--overwrite) to start again")
+            raise BatchError(f"{out} holds a batch made from another request: {'; '.join(differ)} (see {path}); "
+                             "resume it with the same arguments, inputs and models, pass another output folder, "
+                             "or overwrite=True (--overwrite) to start again")
     if overwrite:
         for folder in (TABLE_DIR, FINGERPRINT_DIR):
             for p in (out / folder).glob("part-*"):

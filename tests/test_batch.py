@@ -179,7 +179,7 @@ def test_a_rerun_with_other_arguments_or_nothing_to_read_stops_with_the_fix(tmp_
     ase.io.write(source, [crystal(i, rng) for i in range(3)])
     out = tmp_path / "out"
     batch.run_batch(str(source), out, chunk_size=2, n_workers=1, classify=False, progress=False)
-    with pytest.raises(batch.BatchError, match="other params.*overwrite=True"):
+    with pytest.raises(batch.BatchError, match="chunk_size=2 then, 3 now.*overwrite=True"):
         batch.run_batch(str(source), out, chunk_size=3, n_workers=1, classify=False, progress=False)
     again = batch.run_batch(str(source), out, chunk_size=2, n_workers=1, classify=False, progress=False)
     assert again["skipped"] == again["chunks"] == 2 and again["computed"] == 0
@@ -189,6 +189,43 @@ def test_a_rerun_with_other_arguments_or_nothing_to_read_stops_with_the_fix(tmp_
         batch.run_batch([str(source), crystal(0, rng)], tmp_path / "o3", classify=False)
     with pytest.raises(ValueError, match="nothing to do"):
         batch.run_batch(str(source), tmp_path / "o4", classify=False, fingerprints=False)
+
+
+def test_a_resume_stops_when_an_input_or_a_model_changed(tmp_path, monkeypatch):
+    """The manifest compared parameters, sources by size and date, and lists of Atoms by their count: a file
+    rewritten to the same size, other Atoms of the same number, or a retrained model resumed silently, mixing two
+    inputs or two models in one table. Now each stops, naming what changed."""
+    from distributed import Client, LocalCluster
+
+    rng = np.random.default_rng(4)
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path / "models"))
+    models.save_model(models.build_model(seed=0), {"epochs": 0}, directory=tmp_path / "models")
+    source = tmp_path / "few.extxyz"
+    frames = [crystal(i, rng) for i in range(3)]
+    ase.io.write(source, frames)
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=40)
+    client = Client(cluster)  # one cluster for every call (each would otherwise start its own)
+    run = dict(chunk_size=2, address=client, n_mc=2, model="paper", progress=False)
+    batch.run_batch(str(source), tmp_path / "out", **run)
+    size = source.stat().st_size
+    frames[1].positions[0] += 0.01
+    ase.io.write(source, frames)
+    assert source.stat().st_size == size  # the same number of bytes, other content
+    with pytest.raises(batch.BatchError, match=r"input .*few.extxyz changed \(sha256"):
+        batch.run_batch(str(source), tmp_path / "out", **run)
+    batch.run_batch(str(source), tmp_path / "out", overwrite=True, **run)
+    models.save_model(models.build_model(seed=1), {"epochs": 0}, directory=tmp_path / "models")  # retrained
+    with pytest.raises(batch.BatchError, match="the paper model changed"):
+        batch.run_batch(str(source), tmp_path / "out", **run)
+    listed = tmp_path / "listed"
+    batch.run_batch(frames, listed, classify=False, **{k: v for k, v in run.items() if k not in ("n_mc", "model")})
+    other = [a.copy() for a in frames]
+    other[0].positions[1] += 0.01
+    with pytest.raises(batch.BatchError, match="input atoms changed"):
+        batch.run_batch(other, listed, classify=False, **{k: v for k, v in run.items() if k not in ("n_mc", "model")})
+    client.close()
+    cluster.close()
 
 
 def test_classifying_without_a_trained_model_stops_before_any_work(tmp_path, monkeypatch):
