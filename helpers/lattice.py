@@ -34,8 +34,10 @@ brought to the training data's form:
    displacement, turned into the standard frame; a site whose atom is missing stays empty. Defects are kept as
    they were, only the block and the orientation change.
 
-A structure of fewer than ``MIN_ATOMS_FOR_SEARCH`` atoms is taken as its own ideal cell (a small cell given by a
-user is its crystal's cell, or a few of them).
+A structure of fewer than ``MIN_ATOMS_FOR_SEARCH`` atoms (a small cell given by a user is its crystal's cell, or a
+few of them) is taken as its own ideal cell when its atoms sit on ideal sites (the spread of its neighbour vectors
+below ``IDEAL_SPREAD``); displaced, it is searched repeated to at least that many atoms, and taken as it is only
+where no lattice is found that way.
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ KEEP = 0.85            # other translations find at least this share of the best
 RECUT_MATCH = 0.45     # the re-cut takes the atom within this many nearest-neighbour distances of each site
 MAX_LENGTH = 6.0       # candidate translations up to this many nearest-neighbour distances (graphite's c: 4.8)
 SYMPREC = 0.05         # spglib's tolerance on the ideal cell, in nearest-neighbour distances
+IDEAL_SPREAD = 1e-6    # a small cell whose neighbour vectors spread less than this (in NN distances) is ideal
 N_REFERENCE = 12       # atoms whose neighbours give the candidate translations
 N_TEST = 500           # atoms that test each candidate (all of them in a smaller structure)
 
@@ -243,8 +246,18 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
 
     scale, spread = scale_and_spread(atoms)
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    if len(atoms) < MIN_ATOMS_FOR_SEARCH:
-        ideal, how = atoms, "ideal cell of the input"
+    if len(atoms) < MIN_ATOMS_FOR_SEARCH and spread <= IDEAL_SPREAD * scale:
+        ideal, how = atoms, "ideal cell of the input"  # a perfect small cell (e.g. a conventional cell) as it is
+    elif len(atoms) < MIN_ATOMS_FOR_SEARCH:
+        # A small displaced cell is searched repeated k x k x k to at least MIN_ATOMS_FOR_SEARCH atoms (its own
+        # translations are then among those tested): taken as its own ideal cell, it had no symmetry.
+        k = int(np.ceil((MIN_ATOMS_FOR_SEARCH / len(atoms)) ** (1.0 / 3.0) - 1e-9))
+        repeated = atoms.repeat(k)
+        try:
+            basis = primitive_lattice(repeated, scale, spread)
+            ideal, how = ideal_cell(repeated, basis, scale), f"translations found among the atoms (repeated {k}x{k}x{k})"
+        except AlignmentError:
+            ideal, how = atoms, "ideal cell of the input"
     else:
         basis = primitive_lattice(atoms, scale, spread)
         ideal, how = ideal_cell(atoms, basis, scale), "translations found among the atoms"

@@ -297,7 +297,7 @@ def test_a_big_cluster_is_cut_to_the_training_block_around_its_centre():
     centre = particle.positions.mean(axis=0)
     kept = np.linalg.norm(cut.positions - centre, axis=1).max()
     dropped = np.sort(np.linalg.norm(particle.positions - centre, axis=1))[256]
-    assert kept <= dropped
+    assert kept <= dropped + 1e-6  # distances within 1e-6 Å are one shell (ball_cut rounds them)
     small, how = cluster_block(particle[:300], 256)
     assert len(small) == 300 and "as given" in how
 

@@ -87,3 +87,19 @@ def test_amorphous_input_raises_alignment_error():
     atoms = Atoms("Cu64", positions=rng.random((64, 3)) * 9.0, cell=np.eye(3) * 9.0, pbc=True)
     with pytest.raises(AlignmentError):
         standard_block(atoms)
+
+
+@pytest.mark.parametrize("name, cell", [
+    ("bcc W, 8 atoms (2 x 2 x 2 primitive)", bulk("W", "bcc", a=3.165).repeat(2)),
+    ("bcc W, 8 atoms (2 x 2 x 1 conventional)", bulk("W", "bcc", a=3.165, cubic=True).repeat((2, 2, 1))),
+    ("bcc W, 27 atoms", bulk("W", "bcc", a=3.165).repeat(3)),
+    ("fcc Cu, 27 atoms", bulk("Cu", "fcc", a=3.61).repeat(3)),
+])
+def test_a_small_displaced_cell_gets_its_parents_space_group(name, cell):
+    """Below 32 atoms the input was taken as its own ideal cell, so a small MD cell with sigma = 2 % came out P1
+    (all 20 draws of the 27-atom cells, 11 of 20 of the 8-atom bcc cell); it is now searched repeated."""
+    expected = "Im-3m" if "bcc" in name else "Fm-3m"
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        atoms = defects.displacements(structures.rotate(cell, structures.random_rotation(rng)), 0.02, rng)
+        assert standard_block(atoms).international == expected, (name, seed)
