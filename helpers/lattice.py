@@ -81,34 +81,40 @@ class Block:
     how: str                      # "ideal cell of the input" or "translations found among the atoms"
 
 
-def _candidate_translations(cart: np.ndarray, images: np.ndarray, tree, max_length: float) -> np.ndarray:
-    """Vectors from a few atoms to every atom (images included) up to ``max_length``, shortest first."""
+def _candidate_translations(cart: np.ndarray, images: np.ndarray, tree, max_length: float,
+                            cart_numbers: np.ndarray, image_numbers: np.ndarray) -> np.ndarray:
+    """Vectors from a few atoms to every atom of the same element (images included) up to ``max_length``, shortest
+    first: a translation of the crystal maps every atom onto one of its own element."""
     picks = np.unique(np.linspace(0, len(cart) - 1, min(N_REFERENCE, len(cart))).astype(int))
-    vectors = np.concatenate([images[tree.query_ball_point(cart[i], max_length)] - cart[i] for i in picks])
+    near = [np.asarray(tree.query_ball_point(cart[i], max_length), dtype=int) for i in picks]
+    vectors = np.concatenate([images[j[image_numbers[j] == cart_numbers[i]]] - cart[i] for i, j in zip(picks, near)])
     lengths = np.linalg.norm(vectors, axis=1)
     order = np.argsort(lengths, kind="stable")
     return vectors[order][lengths[order] > 1e-9]
 
 
-def _partners(t: np.ndarray, test: np.ndarray, images: np.ndarray, tree, radius: float) -> tuple:
-    """Which test atoms have an atom within ``radius`` of x + t, and the mean vector of those pairs."""
+def _partners(t: np.ndarray, test: np.ndarray, images: np.ndarray, tree, radius: float, species: tuple) -> tuple:
+    """Which test atoms have an atom of their own element within ``radius`` of x + t, and the mean vector of those
+    pairs. ``species``: (elements of the test atoms, elements of the images)."""
     dist, j = tree.query(test + t, distance_upper_bound=radius)
     hit = np.isfinite(dist)
+    hit[hit] = species[1][j[hit]] == species[0][hit]
     return hit, ((images[j[hit]] - test[hit]).mean(axis=0) if hit.any() else t)
 
 
-def _test_candidate(t: np.ndarray, test: np.ndarray, images: np.ndarray, tree, radius: float) -> tuple:
+def _test_candidate(t: np.ndarray, test: np.ndarray, images: np.ndarray, tree, radius: float,
+                    species: tuple) -> tuple:
     """(share of atoms with a partner at x + t, whether t passes the tests of a translation, refined vector).
     The candidate t is one noisy pair; its matched pairs within twice the radius give the refined vector first."""
-    _, mean = _partners(t, test, images, tree, 2 * radius)
-    forward, mean = _partners(mean, test, images, tree, radius)
+    _, mean = _partners(t, test, images, tree, 2 * radius, species)
+    forward, mean = _partners(mean, test, images, tree, radius, species)
     share = float(forward.mean())
     if share < MIN_SHARE:
         return share, False, mean
-    backward, _ = _partners(-mean, test, images, tree, radius)
+    backward, _ = _partners(-mean, test, images, tree, radius, species)
     expected = share * backward.mean()
     both = float((forward & backward).mean())
-    twice = float(_partners(2 * mean, test, images, tree, radius)[0].mean())
+    twice = float(_partners(2 * mean, test, images, tree, radius, species)[0].mean())
     passes = INDEPENDENT[0] * expected <= both <= INDEPENDENT[1] * expected and twice >= KEEP * share
     return share, bool(passes), mean
 
@@ -151,9 +157,11 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
     when no consistent lattice is found."""
     positions, cell = atoms.positions, np.asarray(atoms.cell[:], dtype=np.float64)
     radius = match_radius(scale, spread)
-    cart, images = periodic_images(positions, cell, 2 * MAX_LENGTH * scale + 4 * radius)
+    cart, images, owner = periodic_images(positions, cell, 2 * MAX_LENGTH * scale + 4 * radius, owners=True)
     tree = kd_tree(images)
-    test = cart[np.unique(np.linspace(0, len(cart) - 1, min(N_TEST, len(cart))).astype(int))]
+    numbers = np.asarray(atoms.numbers)
+    picked = np.unique(np.linspace(0, len(cart) - 1, min(N_TEST, len(cart))).astype(int))
+    test, species = cart[picked], (numbers[picked], numbers[owner])
     inverse = np.linalg.inv(cell)
 
     def accepted(records):
@@ -162,7 +170,7 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
         return [(share, passes and (share >= EXACT or share >= KEEP * best), v) for share, passes, v in records]
 
     seen, records, basis = np.empty((0, 3)), [], []
-    for t in _candidate_translations(cart, images, tree, MAX_LENGTH * scale):
+    for t in _candidate_translations(cart, images, tree, MAX_LENGTH * scale, numbers, species[1]):
         if len(basis) == 3 and np.linalg.norm(t) > np.linalg.norm(basis[2]) + radius:
             break
         if len(seen) and np.min(np.linalg.norm(seen - t, axis=1)) < radius:
@@ -171,7 +179,7 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
         if np.all(np.abs(f - np.round(f)) < 1e-6):
             record = (1.0, True, t)  # a cell vector of the block: a translation whatever the defects
         else:
-            record = _test_candidate(t, test, images, tree, radius)
+            record = _test_candidate(t, test, images, tree, radius, species)
         seen = np.vstack([seen, t, record[2]])
         records.append(record)
         basis = _greedy_basis(accepted(records), radius)

@@ -103,3 +103,24 @@ def test_a_small_displaced_cell_gets_its_parents_space_group(name, cell):
         rng = np.random.default_rng(seed)
         atoms = defects.displacements(structures.rotate(cell, structures.random_rotation(rng)), 0.02, rng)
         assert standard_block(atoms).international == expected, (name, seed)
+
+
+@pytest.mark.parametrize("name, structure, a, group, size", [
+    ("NaCl", "rocksalt", 5.64, "Fm-3m", 216), ("CsCl", "cesiumchloride", 4.12, "Pm-3m", 250)])
+def test_a_compound_gets_one_block_and_its_space_group_in_every_form(name, structure, a, group, size):
+    """The search matched an atom to any atom: NaCl's supercells came out Pm-3m with a 1-atom cell (Na and Cl
+    taken as one lattice) and CsCl's Im-3m, while their 2-atom cells came out right; a translation must now map
+    every atom onto one of its own element."""
+    from helpers.classify import prepare_for_classification
+
+    primitive, cubic = bulk(name, structure, a=a), bulk(name, structure, a=a, cubic=True)
+    forms = {"primitive": primitive, "3 x 3 x 3": primitive.repeat(3), "cubic 4 x 4 x 4": cubic.repeat(4),
+             "(4, 2, 2)": cubic.repeat((4, 2, 2)),
+             "turned": structures.rotate(primitive.repeat(3), structures.random_rotation(np.random.default_rng(1)))}
+    for form, atoms in forms.items():
+        block = standard_block(atoms)
+        assert (block.international, len(block.atoms), block.n_basis) == (group, size, 2), form
+        prepared, how = prepare_for_classification(atoms, allow_multiple_elements=True)
+        assert len(prepared) == size and how.startswith(f"{group} (") and "2-atom primitive cell" in how, form
+        with pytest.raises(ValueError, match="allow_multiple_elements"):
+            prepare_for_classification(atoms)  # the networks were trained on elements: refused by default
