@@ -104,6 +104,62 @@ def prepare_for_classification(atoms: Atoms, target_atoms: int = 256, allow_mult
     return block.atoms, how
 
 
+VACUUM_NN = 3.0  # an empty layer wider than this many nearest-neighbour distances is vacuum, not bulk (graphite's
+                 # interlayer gap is 2.4 of them, and a dense crystal has none wider than about 1)
+
+
+def vacuum_gaps(atoms: Atoms) -> list:
+    """Per cell vector: the widest empty layer between the atoms' planes along it (Angstrom, across the periodic
+    boundary; 0 where ``pbc`` is False or the cell has no volume), and the median nearest-neighbour distance."""
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    if len(atoms) < 2 or abs(np.linalg.det(cell)) < 1e-8:
+        return [0.0, 0.0, 0.0]
+    inverse = np.linalg.inv(cell)
+    frac = atoms.positions @ inverse
+    gaps = []
+    for i in range(3):
+        f = np.sort(frac[:, i] - np.floor(frac[:, i]))
+        widest = max(float(np.diff(f).max(initial=0.0)), float(f[0] + 1.0 - f[-1]))
+        gaps.append(widest / float(np.linalg.norm(inverse[:, i])) if atoms.pbc[i] else 0.0)
+    return gaps
+
+
+def bulk_or_cluster(atoms: Atoms) -> tuple:
+    """(structure, note): a crystal periodic in all three directions as it is; a finite cluster as it is; a
+    cluster in a periodic box (vacuum along every cell vector, as DFT codes want molecules and nanoparticles) as a
+    finite cluster, said in the note. A slab, a 2D material or a wire (periodic in one or two directions only, by
+    ``pbc`` or by vacuum layers) gets a ValueError that says what was found: the networks know bulk crystals and
+    finite clusters, and a slab is neither."""
+    from .neighbours import nearest_neighbour_distances
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if len(atoms) < 2 or not pbc.any():
+        return atoms, ""
+    names = "abc"
+    gaps = vacuum_gaps(atoms)
+    if is_periodic(atoms):
+        nn = float(np.median(nearest_neighbour_distances(atoms.positions, atoms.cell[:])))
+        vacuum = [g > VACUUM_NN * nn for g in gaps]
+        if not any(vacuum):
+            return atoms, ""
+        if all(vacuum):
+            cluster = atoms.copy()
+            cluster.pbc = False
+            return cluster, (f"a finite cluster in a periodic box (vacuum of {min(gaps):.1f} Å or more along a, b and "
+                             "c): taken as a finite cluster; ")
+        found = ", ".join(f"{gaps[i]:.1f} Å of vacuum along {names[i]}" for i in range(3) if vacuum[i])
+        extended = 3 - sum(vacuum)
+    else:
+        found = "pbc=" + str(pbc.tolist())
+        extended = int(pbc.sum())
+    what = "a slab or a 2D material" if extended == 2 else "a wire or a chain"
+    raise ValueError(f"{what}: periodic along {extended} cell vector{'s' if extended > 1 else ''} only ({found}). The "
+                     "networks were trained on bulk crystals (periodic in three directions) and on finite clusters, "
+                     "and this is neither: give the bulk crystal, or set atoms.pbc = False to have its atoms "
+                     "classified as a finite cluster by the orientation-free model (a flat or thin one: outside what "
+                     "was tested)")
+
+
 def _check_elements(atoms: Atoms, allow_multiple_elements: bool) -> None:
     if not allow_multiple_elements and len(set(atoms.numbers)) > 1:
         raise ValueError(f"{atoms.get_chemical_formula()} has {len(set(atoms.numbers))} elements, but the network "
@@ -248,6 +304,11 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
 
     def plan(atoms: Atoms) -> tuple:
         """(model key, Keras model, structure to fingerprint, note, views) for one structure."""
+        atoms, found = bulk_or_cluster(atoms)
+        key, net, prepared, how, views = plan_bulk_or_cluster(atoms)
+        return key, net, prepared, found + how, views
+
+    def plan_bulk_or_cluster(atoms: Atoms) -> tuple:
         if len(atoms) == 0 or not is_periodic(atoms):
             check_structure(atoms)  # an empty or broken cluster is named as such before any model is loaded
         if given is not None:

@@ -358,3 +358,37 @@ def test_a_partly_occupied_cif_gets_an_error_row_naming_the_site(both_models, mo
     out = classify([str(path), bulk("Cu", "fcc", a=3.61, cubic=True)], n_mc=2)
     assert "partial occupancy: site 0" in out["error"][0] and "Cu 0.5 + Au 0.5" in out["error"][0]
     assert pd.isna(out["error"][1]) and out["predicted_class"][1] in CLASSES
+
+
+def test_slabs_2d_materials_and_wires_are_named_and_refused_whatever_their_size(both_models, monkeypatch):
+    """Graphene as a 2-atom cell was cut into a single-layer block, its 6 x 6 supercell fell through to the
+    orientation-free model as "amorphous", and pbc=(T, T, F) was taken as a cluster: none of it said. Now a slab is
+    named as one (by pbc or by its vacuum), the same for both sizes; a cluster in a periodic box is taken as a
+    cluster and says so; graphite (interlayer gap 2.4 NN distances) is still a bulk crystal."""
+    from ase.build import fcc111, graphene
+    from ase.lattice.hexagonal import Graphite
+
+    from helpers.classify import bulk_or_cluster
+
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(both_models))
+    sheet = graphene(vacuum=10.0)  # pbc (T, T, F), 20 Å cell along c
+    slab = fcc111("Cu", size=(3, 3, 4), vacuum=10.0)
+    for atoms in (sheet, sheet.repeat((6, 6, 1)), slab, fcc111("Cu", size=(6, 6, 4), vacuum=10.0)):
+        with pytest.raises(ValueError, match=r"a slab or a 2D material: periodic along 2 cell vectors only \(pbc="):
+            bulk_or_cluster(atoms)
+        closed = atoms.copy()
+        closed.pbc = True  # periodic by pbc, but a vacuum layer along c
+        with pytest.raises(ValueError, match=r"slab or a 2D material: .*Å of vacuum along c\)"):
+            bulk_or_cluster(closed)
+    wire = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((1, 1, 6))
+    wire.center(vacuum=8.0, axis=(0, 1))
+    with pytest.raises(ValueError, match="a wire or a chain: periodic along 1 cell vector only"):
+        bulk_or_cluster(wire)
+    graphite = Graphite("C", latticeconstant={"a": 2.46, "c": 6.70}).repeat((4, 4, 2))
+    assert bulk_or_cluster(graphite) == (graphite, "")
+    boxed = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4)
+    boxed.center(vacuum=8.0)
+    out = classify([boxed, slab], n_mc=2, n_orientations=2)
+    assert "a finite cluster in a periodic box" in out["prepared"][0]
+    assert out["model"][0] == "any orientation (notebook 07)" and out["n_atoms"][0] == 256
+    assert "a slab or a 2D material" in out["error"][1]  # an error row, not another model's answer
