@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import models, provenance
+from .robustness import robustness_sentences
 from .structures import CLASSES
 
 RESULTS_FILE = "cnn_results.json"
@@ -60,8 +61,6 @@ def largest_shortfall(forms_summary) -> tuple:
 
 def summary_lines(results: dict, table) -> list:
     """Notebook 03's summary, one Markdown bullet per measured result."""
-    from .report import robustness_sentences
-
     params, acc = results["params"], results["accuracy"]
     lines = [f"* Held-out accuracy, one fingerprint per structure (n = {results['n']['test_pristine']} each): "
              f"pristine {100 * acc['test_pristine']:.2f} %, {100 * params['vacancy_fraction']:g} % vacancies "

@@ -244,14 +244,29 @@ def canonical_sites(positions: np.ndarray, types: np.ndarray) -> tuple:
     return best[1], best[2]
 
 
+def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum: int = 32) -> tuple:
+    """Repetitions (n1, n2, n3) for about ``target`` atoms (never fewer than ``minimum``), keeping
+    the supercell's extents along the three directions as equal as possible."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    spacing = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    nmax = int(np.ceil(2.0 * (target / n_atoms) ** (1 / 3) * spacing.max() / spacing.min())) + 1
+    n = np.arange(1, min(max(nmax, 2), 64) + 1)
+    n1, n2, n3 = np.meshgrid(n, n, n, indexing="ij")
+    total = n_atoms * n1 * n2 * n3
+    extents = np.stack([n1 * spacing[0], n2 * spacing[1], n3 * spacing[2]])
+    cost = np.abs(np.log(total / target)) + 0.25 * np.log(extents.max(0) / extents.min(0))
+    cost = np.where(total >= minimum, cost, np.inf)
+    i = np.unravel_index(np.argmin(cost), cost.shape)
+    return int(n1[i]), int(n2[i]), int(n3[i])
+
+
 def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool = False,
                    symprec: float = SYMPREC) -> Block:
     """The structure re-cut to about ``target_atoms`` atoms of its crystal's standard conventional cell, in
     spglib's standard orientation (or, with ``keep_orientation``, in the input's own), defects kept (module
     docstring). ``symprec``: spglib's tolerance on the ideal cell, in nearest-neighbour distances. Raises
     AlignmentError when the crystal's lattice or symmetry cannot be found."""
-    from .structures import supercell_repeats
-
     scale, spread = scale_and_spread(atoms)
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
     if len(atoms) < MIN_ATOMS_FOR_SEARCH and spread <= IDEAL_SPREAD * scale:

@@ -16,7 +16,7 @@ from . import config
 from .clustering import REPORT_CLASS_SIZES, REPORT_TABLE5
 from .datasets import fingerprint_path, structure_path
 from .provenance import NOTEBOOK_01, NOTEBOOK_02, NOTEBOOK_03, NOTEBOOK_05
-from .robustness import level_text
+from .robustness import level_text, robustness_sentences  # noqa: F401 (notebook 03 imports it from here)
 
 REPORT_N = sum(REPORT_CLASS_SIZES.values())  # 10,517
 
@@ -56,31 +56,6 @@ pct = config.percent
 def _row(table, defect: str, level: float):
     hit = table[(table.defect == defect) & np.isclose(table.level, level)]
     return None if hit.empty else hit.iloc[0]
-
-
-def robustness_sentences(robustness) -> list:
-    """What the robustness table says, per defect kind, computed from it: the range of the CNN's accuracy and of
-    spglib's at each tolerance, and at how many levels the CNN is ahead of both."""
-    spglib = [c for c in robustness.columns if c.startswith("spglib_")]
-    out = []
-    for defect in ("vacancies", "displacements"):
-        t = robustness[robustness.defect == defect]
-        if t.empty:
-            continue
-        ranges = "; ".join(f"spglib at symprec {c.split('_', 1)[1]} Å from {pct(t[c].min())} to {pct(t[c].max())}"
-                           for c in spglib)
-        ahead = int(np.sum(np.all([t.cnn.to_numpy() > t[c].to_numpy() for c in spglib], axis=0)))
-        levels = f"{len(t)} level{'s' if len(t) > 1 else ''}"
-        out.append(f"{defect}: the CNN from {pct(t.cnn.min())} to {pct(t.cnn.max())} over {levels}; {ranges}; "
-                   f"the CNN ahead of spglib at both tolerances at {ahead} of the {levels}.")
-    defective = robustness[robustness.defect != "none"]
-    if len(defective):
-        near = defective[defective.cnn >= 0.99]
-        below = ", ".join(f"{r.defect} {level_text(r.defect, r.level)} ({pct(r.cnn)})"
-                          for r in defective[defective.cnn < 0.99].itertuples())
-        out.append(f"the paper's claim, the CNN near 100 % under defects: {len(near)} of the {len(defective)} defect "
-                   f"levels at 99 % or more" + (f"; below: {below}." if below else "."))
-    return out
 
 
 def report_markdown(cnn: dict, model_meta: dict, robustness, table5, table5_report, new_samples,

@@ -231,3 +231,30 @@ def study_size(n_test_per_class: int, n_per_class: int | None = None, n_spglib_p
         raise ValueError(f"the robustness study needs at least 1 parent per class and no negative spglib count, "
                          f"got {n} and {k}")
     return n, min(k, n)
+
+
+def robustness_sentences(robustness) -> list:
+    """What the robustness table says, per defect kind, computed from it: the range of the CNN's accuracy and of
+    spglib's at each tolerance, and at how many levels the CNN is ahead of both."""
+    from .config import percent
+
+    spglib = [c for c in robustness.columns if c.startswith("spglib_")]
+    out = []
+    for defect in ("vacancies", "displacements"):
+        t = robustness[robustness.defect == defect]
+        if t.empty:
+            continue
+        ranges = "; ".join(f"spglib at symprec {c.split('_', 1)[1]} Å from {percent(t[c].min())} to {percent(t[c].max())}"
+                           for c in spglib)
+        ahead = int(np.sum(np.all([t.cnn.to_numpy() > t[c].to_numpy() for c in spglib], axis=0)))
+        levels = f"{len(t)} level{'s' if len(t) > 1 else ''}"
+        out.append(f"{defect}: the CNN from {percent(t.cnn.min())} to {percent(t.cnn.max())} over {levels}; {ranges}; "
+                   f"the CNN ahead of spglib at both tolerances at {ahead} of the {levels}.")
+    defective = robustness[robustness.defect != "none"]
+    if len(defective):
+        near = defective[defective.cnn >= 0.99]
+        below = ", ".join(f"{r.defect} {level_text(r.defect, r.level)} ({percent(r.cnn)})"
+                          for r in defective[defective.cnn < 0.99].itertuples())
+        out.append(f"the paper's claim, the CNN near 100 % under defects: {len(near)} of the {len(defective)} defect "
+                   f"levels at 99 % or more" + (f"; below: {below}." if below else "."))
+    return out

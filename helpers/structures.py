@@ -30,6 +30,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.spacegroup import crystal
 
+from .lattice import standard_block, supercell_repeats  # noqa: F401 (supercell_repeats: imported from here too)
 from .neighbours import mean_nearest_neighbour_distance as mean_nn
 
 try:  # spglib >= 2.7: raise exceptions instead of returning None (the default from spglib 3)
@@ -278,23 +279,6 @@ def rotate(atoms: Atoms, rotation: np.ndarray) -> Atoms:
     return out
 
 
-def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum: int = 32) -> tuple:
-    """Repetitions (n1, n2, n3) for about ``target`` atoms (never fewer than ``minimum``), keeping
-    the supercell's extents along the three directions as equal as possible."""
-    cell = np.asarray(cell, dtype=float)
-    volume = abs(np.linalg.det(cell))
-    spacing = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-    nmax = int(np.ceil(2.0 * (target / n_atoms) ** (1 / 3) * spacing.max() / spacing.min())) + 1
-    n = np.arange(1, min(max(nmax, 2), 64) + 1)
-    n1, n2, n3 = np.meshgrid(n, n, n, indexing="ij")
-    total = n_atoms * n1 * n2 * n3
-    extents = np.stack([n1 * spacing[0], n2 * spacing[1], n3 * spacing[2]])
-    cost = np.abs(np.log(total / target)) + 0.25 * np.log(extents.max(0) / extents.min(0))
-    cost = np.where(total >= minimum, cost, np.inf)
-    i = np.unravel_index(np.argmin(cost), cost.shape)
-    return int(n1[i]), int(n2[i]), int(n3[i])
-
-
 def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, symprec: float = 1e-3,
             rotation: np.ndarray | None = None, orientation: str = "standard") -> Atoms:
     """Structure preparation (docs/science.md): random rotation, standard conventional cell, supercell of about
@@ -307,8 +291,6 @@ def prepare(atoms: Atoms, rng: np.random.Generator, target_atoms: int = 256, sym
     pristine crystal gives the same block whichever way it comes in. ``symprec`` is spglib's tolerance relative to
     the nearest-neighbour distance.
     """
-    from .lattice import standard_block
-
     check_orientation(orientation)
     rotation = random_rotation(rng) if rotation is None else rotation
     return standard_block(rotate(atoms, rotation), target_atoms, keep_orientation=orientation == "random",
