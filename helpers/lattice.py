@@ -128,11 +128,6 @@ def _independent(vectors: list, v: np.ndarray, distance: float) -> bool:
     return bool(np.linalg.norm(v - q @ (q.T @ v)) > distance)
 
 
-def _integer_combination(basis: np.ndarray, vectors: np.ndarray, tol: float) -> bool:
-    coefficients = np.asarray(vectors) @ np.linalg.inv(basis)
-    return bool(np.all(np.abs(coefficients - np.round(coefficients)) < tol))
-
-
 def _greedy_basis(records: list, distance: float) -> list:
     """The shortest three independent accepted vectors among the records (share, accepted, vector), which come
     shortest first."""
@@ -183,23 +178,34 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
         seen = np.vstack([seen, t, record[2]])
         records.append(record)
         basis = _greedy_basis(accepted(records), radius)
-    if len(basis) < 3 or not _consistent(atoms, np.array(basis), scale):
+    basis = _consistent(atoms, np.array(basis), scale, radius) if len(basis) == 3 else None
+    if basis is None:
         raise AlignmentError("no lattice of translations found among the atoms explains them (an amorphous or too "
                              "disordered structure)")
-    basis = np.array(basis)
     if np.linalg.det(basis) < 0:
         basis[2] *= -1
     return basis
 
 
-def _consistent(atoms: Atoms, basis: np.ndarray, scale: float) -> bool:
-    """Whether a lattice can be the crystal's: it generates the block's own cell vectors, and it does not imply
-    more atoms than sites."""
+def _consistent(atoms: Atoms, basis: np.ndarray, scale: float, radius: float):
+    """The lattice refined so that it generates the structure's own cell vectors exactly, if it can be the crystal's:
+    the cell vectors are whole multiples N of the basis to within the search's precision (each refined basis vector
+    within ``radius`` of the one found), and it does not imply more atoms than sites; otherwise None.
+
+    The cell vectors of a periodic structure are translations of its crystal, known exactly; the vectors found
+    among noisy atoms are not. A supercell of 28 cells along a side multiplies their error by 28: a test of the
+    multiples to a fixed 0.05 rejected large defective supercells, whose lattice the refinement recovers."""
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    if abs(np.linalg.det(basis)) < 1e-6 * scale ** 3 or not _integer_combination(basis, cell, 0.05):
-        return False
-    n_sites = len(ideal_cell(atoms, basis, scale)) * abs(np.linalg.det(cell) / np.linalg.det(basis))
-    return len(atoms) <= 1.05 * n_sites
+    if abs(np.linalg.det(basis)) < 1e-6 * scale ** 3:
+        return None
+    multiples = np.round(cell @ np.linalg.inv(basis))
+    if abs(np.linalg.det(multiples)) < 0.5:
+        return None
+    refined = np.linalg.solve(multiples, cell)
+    if np.max(np.linalg.norm(refined - basis, axis=1)) > radius:
+        return None
+    n_sites = len(ideal_cell(atoms, refined, scale)) * abs(np.linalg.det(cell) / np.linalg.det(refined))
+    return refined if len(atoms) <= 1.05 * n_sites else None
 
 
 def ideal_cell(atoms: Atoms, basis: np.ndarray, scale: float) -> Atoms:

@@ -124,3 +124,18 @@ def test_a_compound_gets_one_block_and_its_space_group_in_every_form(name, struc
         assert len(prepared) == size and how.startswith(f"{group} (") and "2-atom primitive cell" in how, form
         with pytest.raises(ValueError, match="allow_multiple_elements"):
             prepare_for_classification(atoms)  # the networks were trained on elements: refused by default
+
+
+@pytest.mark.parametrize("element, structure, a", [("Au", "fcc", 4.08), ("W", "bcc", 3.165), ("Cs", "bcc", 6.05),
+                                                   ("Sr", "fcc", 6.08), ("V", "bcc", 3.03)])
+def test_the_lattice_of_a_large_defective_supercell_is_found(element, structure, a):
+    """Turned supercells of 4,000-8,000 atoms with 25 % vacancies and sigma = 2 %: 8 of 18 (these elements, three
+    draws each) raised "no lattice ... found", because the cell vectors, 28 lattice vectors long, were tested as
+    multiples of the noisy basis to a fixed tolerance. The basis is now refined on the cell vectors."""
+    expected = {"fcc": "Fm-3m", "bcc": "Im-3m"}[structure]
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        atoms = bulk(element, structure, a=a, cubic=True).repeat(14)
+        atoms = defects.vacancies(structures.rotate(atoms, structures.random_rotation(rng)), 0.25, rng)
+        block = standard_block(defects.displacements(atoms, 0.02, rng))
+        assert block.international == expected and block.n_basis == 1, (element, seed)
