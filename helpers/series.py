@@ -99,10 +99,12 @@ def cell_profile(executed, top: int = 5) -> list:
 
 
 def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
-               kernel_name: str = "python3", log=print, isa: str = "native") -> list:
+               kernel_name: str = "python3", log=print, isa: str = "native",
+               execution_timeout: int | None = None) -> list:
     """Execute the notebooks in order; ``parameters`` maps a notebook's stem to its papermill
     parameters; ``isa`` names an instruction-set profile (``helpers.machine.ISA_PROFILES``) the kernels are held
-    to. Returns one record per notebook (name, seconds, peak memory in GiB, output path, slowest cells)."""
+    to; ``execution_timeout``: seconds any one cell may run before papermill stops it (None: no limit). Returns one
+    record per notebook (name, seconds, peak memory in GiB, output path, slowest cells)."""
     import os
 
     import papermill
@@ -128,7 +130,8 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         start = time.perf_counter()
         with PeakMemory() as memory:
             papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
-                                       cwd=str(notebook.parent), progress_bar=False)
+                                       cwd=str(notebook.parent), progress_bar=False,
+                                       execution_timeout=execution_timeout)
         record = {"notebook": notebook.name, "seconds": round(time.perf_counter() - start, 1),
                   "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out),
                   "parameters": params, "slowest_cells": cell_profile(out)}

@@ -28,6 +28,7 @@ SMALL = {
                            "mc_samples": 10},
 }
 CHANCE = 1 / 7
+CELL_TIMEOUT = 600  # seconds a cell may take at these sizes (the slowest takes about 40 s): a hang fails the test
 
 
 def above_chance(n: int) -> float:
@@ -78,7 +79,8 @@ def executed(tmp_path_factory):
         mp.setenv(var, str(root / sub))
     missing = [nb.stem for nb in series.notebooks() if nb.stem not in SMALL]
     assert not missing, f"add small test parameters for {missing} to tests/test_notebooks.py"
-    records = series.run_series(root / "executed", parameters=SMALL, log=lambda *a: None)
+    records = series.run_series(root / "executed", parameters=SMALL, log=lambda *a: None,
+                                execution_timeout=CELL_TIMEOUT)
     yield root, records
     mp.undo()
 
