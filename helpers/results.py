@@ -67,7 +67,7 @@ def not_one_run(found: dict) -> list:
     of 03, 05 and 07 made from data of other parameters, results written outside the run that ``timings.json``
     times, or timings of only some notebooks. Empty when they are one run."""
     problems = []
-    params = {k: (found.get(k) or {}).get("params") for k in _NOTEBOOK_OF if found.get(k)}
+    params = {k: (found[k].get("provenance") or {}).get("params") or {} for k in _NOTEBOOK_OF if found.get(k)}
     for key in DATA_KEYS:
         values = {_NOTEBOOK_OF[k]: p.get(key) for k, p in params.items() if key in p}
         if len(set(map(repr, values.values()))) > 1:

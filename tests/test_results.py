@@ -13,8 +13,8 @@ TIMINGS = {"notebooks": [{"notebook": "01_data_generation.ipynb", "seconds": 60.
 
 
 def found(**change):
-    out = {"cnn": {"params": dict(DATA)}, "clustering": {"params": dict(DATA)},
-           "any": {"params": {**DATA, "orientation": "random", "cluster_fraction": 0.5}},
+    out = {"cnn": {"provenance": {"params": dict(DATA)}}, "clustering": {"provenance": {"params": dict(DATA)}},
+           "any": {"provenance": {"params": {**DATA, "orientation": "random", "cluster_fraction": 0.5}}},
            "written": {k: "2026-12-03T10:20:00+00:00" for k in ("cnn", "clustering", "any")},
            "timings": dict(TIMINGS)}
     out.update(change)
@@ -27,7 +27,7 @@ def test_one_whole_run_passes():
 
 def test_results_of_another_size_are_named():
     """Catches a page that reports 07's results of a small run beside 03's of the default size."""
-    mixed = found(any={"params": {**DATA, "n_per_class": 150}})
+    mixed = found(any={"provenance": {"params": {**DATA, "n_per_class": 150}}})
     assert any("n_per_class differs" in p and "150 in 07's" in p and "1500 in 03's" in p
                for p in results.not_one_run(mixed))
 
@@ -49,7 +49,7 @@ def test_a_partial_run_gives_no_time_of_the_whole_series():
 
 
 def test_the_stamp_never_names_this_machine_for_a_run_that_did_not_record_one():
-    unknown = found(timings={**TIMINGS, "machine": None}, cnn={"params": dict(DATA)})
+    unknown = found(timings={**TIMINGS, "machine": None})
     assert "a machine not recorded" in results.stamp(unknown)
     assert any("does not name the machine" in p for p in results.not_one_run(unknown))
 
