@@ -7,8 +7,9 @@ same picture), and the paper's network was trained on crystals in spglib's stand
 user hands in (a supercell of any shape, turned any way, with vacancies or displaced atoms) is therefore
 brought to the training data's form:
 
-1. **The crystal's translations.** A translation t of the crystal takes every site onto a site, so an atom has
-   a partner at x + t unless that site is vacant, one at x - t unless that other site is vacant (two independent
+1. **The crystal's translations.** A translation t of the crystal takes every site onto a site of the same
+   element (a partner of another element does not count: Na and Cl of rock salt are not one lattice), so an atom
+   has a partner at x + t unless that site is vacant, one at x - t unless that other site is vacant (two independent
    chances: the share of atoms with both partners is the product of the two shares), and one at x + 2t as
    often as at x + t. A vector between two different sites of the basis (the two atoms of hcp, diamond or
    graphite) relates only some of the sites: forwards and backwards are far from independent (never both, or
@@ -20,7 +21,10 @@ brought to the training data's form:
    and its share reaches 85 % of the best share among such translations (or 95 %: a crystal without
    vacancies). The block's own cell vectors are translations whatever the defects. The first three independent
    translations are a primitive basis (in three dimensions the shortest independent lattice vectors always
-   are a basis), checked against the block's cell vectors. A defect pattern that repeats (a defective cell
+   are a basis), checked against the block's cell vectors and refined on them: the cell vectors are exact
+   translations, whole multiples of the basis, and the basis that makes them so exactly (within the search's
+   precision of the one found) replaces the noisy one; a cell many lattice vectors long would otherwise multiply
+   its error past any fixed tolerance. A defect pattern that repeats (a defective cell
    that was itself repeated) does not confuse this: its repeat vectors are exact translations, but longer than
    the crystal's.
 2. **The ideal cell.** Every atom, folded into that primitive cell, lands near one site of the basis; the mean
