@@ -294,6 +294,13 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
     else:
         basis = primitive_lattice(atoms, scale, spread)
         ideal, how = ideal_cell(atoms, basis, scale), "translations found among the atoms"
+    if keep_orientation:
+        # In its own orientation the conventional cell is one of several equivalent ones (a hexagonal a and b
+        # turned by 60 degrees), and spglib's pick can flip with the last bits of its input, which differ between
+        # CPUs' vector units: the same seed then gave 6 of 15,727 of 07's blocks another shape on a CPU held to
+        # AVX2. Rounded to 1e-6 Angstrom (far below symprec) the input, and so the pick, is the same.
+        ideal = Atoms(numbers=ideal.numbers, cell=np.round(ideal.cell[:], 6),
+                      scaled_positions=np.round(ideal.get_scaled_positions(), 7) % 1.0, pbc=True)
     try:
         data = spglib.get_symmetry_dataset((ideal.cell[:], ideal.get_scaled_positions(), ideal.numbers),
                                            symprec=symprec * scale)
