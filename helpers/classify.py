@@ -110,7 +110,7 @@ VACUUM_NN = 3.0  # an empty layer wider than this many nearest-neighbour distanc
 
 def vacuum_gaps(atoms: Atoms) -> list:
     """Per cell vector: the widest empty layer between the atoms' planes along it (Angstrom, across the periodic
-    boundary; 0 where ``pbc`` is False or the cell has no volume), and the median nearest-neighbour distance."""
+    boundary; 0 where ``pbc`` is False or the cell has no volume)."""
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
     if len(atoms) < 2 or abs(np.linalg.det(cell)) < 1e-8:
         return [0.0, 0.0, 0.0]

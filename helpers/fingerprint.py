@@ -234,8 +234,9 @@ def check_occupancy(atoms: Atoms) -> None:
                              "occupied: give an ordered model of the crystal (a supercell with every site filled by "
                              "one element, e.g. a special quasirandom structure)")
     values = atoms.arrays.get("occupancy")
-    if values is not None and np.any(np.abs(np.asarray(values, dtype=np.float64) - 1.0) > 1e-6):
-        i = int(np.flatnonzero(np.abs(np.asarray(values, dtype=np.float64) - 1.0) > 1e-6)[0])
+    partial = np.array([]) if values is None else np.flatnonzero(np.abs(np.asarray(values, np.float64) - 1.0) > 1e-6)
+    if len(partial):
+        i = int(partial[0])
         raise ValueError(f"partial occupancy: atom {i} ({atoms[i].symbol}) has occupancy {float(values[i]):g} "
                          "(atoms.arrays['occupancy']), but a fingerprint needs every site fully occupied: give an "
                          "ordered model of the crystal")

@@ -82,7 +82,7 @@ class Block:
     international: str
     repeats: tuple
     n_basis: int                  # atoms in the crystal's primitive cell
-    how: str                      # "ideal cell of the input" or "translations found among the atoms"
+    how: str                      # "ideal cell of the input" or "translations found among the atoms (...)"
 
 
 def _candidate_translations(cart: np.ndarray, images: np.ndarray, tree, max_length: float,
@@ -279,9 +279,11 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
     AlignmentError when the crystal's lattice or symmetry cannot be found."""
     scale, spread = scale_and_spread(atoms)
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    if len(atoms) < MIN_ATOMS_FOR_SEARCH and spread <= IDEAL_SPREAD * scale:
-        ideal, how = atoms, "ideal cell of the input"  # a perfect small cell (e.g. a conventional cell) as it is
-    elif len(atoms) < MIN_ATOMS_FOR_SEARCH:
+    ideal, how = atoms, "ideal cell of the input"  # a perfect small cell (e.g. a conventional cell) as it is
+    if len(atoms) >= MIN_ATOMS_FOR_SEARCH:
+        basis = primitive_lattice(atoms, scale, spread)
+        ideal, how = ideal_cell(atoms, basis, scale), "translations found among the atoms"
+    elif spread > IDEAL_SPREAD * scale:
         # A small displaced cell is searched repeated k x k x k to at least MIN_ATOMS_FOR_SEARCH atoms (its own
         # translations are then among those tested): taken as its own ideal cell, it had no symmetry.
         k = int(np.ceil((MIN_ATOMS_FOR_SEARCH / len(atoms)) ** (1.0 / 3.0) - 1e-9))
@@ -290,10 +292,7 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
             basis = primitive_lattice(repeated, scale, spread)
             ideal, how = ideal_cell(repeated, basis, scale), f"translations found among the atoms (repeated {k}x{k}x{k})"
         except AlignmentError:
-            ideal, how = atoms, "ideal cell of the input"
-    else:
-        basis = primitive_lattice(atoms, scale, spread)
-        ideal, how = ideal_cell(atoms, basis, scale), "translations found among the atoms"
+            pass  # no lattice found that way: the input as its own ideal cell
     if keep_orientation:
         # In its own orientation the conventional cell is one of several equivalent ones (a hexagonal a and b
         # turned by 60 degrees), and spglib's pick can flip with the last bits of its input, which differ between
