@@ -313,7 +313,7 @@ def fastest_precision(steps: int = 6) -> dict:
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
           validation_fraction: float = 0.05, seed: int = 0, progress: bool = True, verbose: int = 0,
           elements=None, standardise: bool = False, average_weights: bool = False, ema_momentum: float | None = None,
-          callbacks=(), precision: str = "float32", patience: int | None = None):
+          callbacks=(), precision: str = "float32", patience: int | None = None, start_from=None):
     """Train the Table-1 network as the paper does.
 
     Adam, categorical cross-entropy, a stratified validation split; the epoch with the best validation accuracy is
@@ -374,6 +374,10 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     steps = math.ceil(len(train_idx) / batch_size)  # batches per epoch, here and in augment.batches
     ema_momentum = (ema_momentum or ema_momentum_for(steps)) if average_weights else None
     stats = symmetric_standardisation(X[train_idx]) if standardise else None
+    if start_from is not None and any(layer.name == "standardise" for layer in start_from.layers):
+        layer = start_from.get_layer("standardise")  # its fixed statistics are constants, not weights: copied here
+        stats = tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(SHAPE)
+                      for v in (layer.mean, layer.variance))
     precision = resolve_precision(precision)
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
@@ -381,6 +385,8 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         model = build_model(n_classes, seed=seed, standardisation=stats)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+    if start_from is not None:
+        model.set_weights(start_from.get_weights())
     average = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum),
                                                "ema_overwrite_frequency": steps}
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **average), loss="categorical_crossentropy",
@@ -411,7 +417,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
             "validation_fraction": float(validation_fraction), "seed": int(seed),  # the training seed
             "augmented": elements is not None, "ema_momentum": None if ema_momentum is None else float(ema_momentum),
             "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None,
-            "precision": precision}
+            "precision": precision, "fine_tuned": start_from is not None}
     if precision != "float32":  # the same network in float32 with the trained weights: it runs the same everywhere
         trained = model
         model = build_model(n_classes, standardisation=stats)
