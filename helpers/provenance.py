@@ -34,6 +34,7 @@ NOTEBOOK_02 = "notebooks/02_diffraction_fingerprints.ipynb"
 NOTEBOOK_03 = "notebooks/03_cnn_training.ipynb"
 NOTEBOOK_05 = "notebooks/05_dimensionality_reduction_clustering.ipynb"
 NOTEBOOK_07 = "notebooks/07_any_orientation.ipynb"
+NOTEBOOK_08 = "notebooks/08_local_structure.ipynb"
 
 
 class StaleDataError(RuntimeError):
