@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results pretrained test bench bench-series bench-exercises bench-scale bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -24,12 +24,14 @@ run: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python -m helpers.results --publish
 
-## pretrained: ship the two models of a default-size run (make run) in helpers/pretrained: notebooks 04-07 use them
+## pretrained: ship the three models of a default-size run (make run) in helpers/pretrained: notebooks 04-07 use them
 ## when 03 or 07 has not trained here and the data are exactly those they were trained on, and the tests of classify
-## check that they name real crystals in any orientation (the tests say when the shipped models are stale)
+## check that they name real crystals in any orientation (the tests say when the shipped models are stale); 08's
+## window network is helpers.local.structure_map's default
 pretrained:
 	mkdir -p helpers/pretrained
-	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json helpers/pretrained/
+	cp data/cnn_model.keras data/cnn_model.json data/cnn_any_orientation.keras data/cnn_any_orientation.json \
+	   data/cnn_local.keras data/cnn_local.json helpers/pretrained/
 
 ## test: unit tests and every notebook through papermill with small parameters, in two worker processes that take
 ## whole files (pytest-xdist): the notebook series, about half of the time, runs beside all the other tests
@@ -50,6 +52,12 @@ bench: $(STAMP)
 ## (about 20 minutes) -> benchmarks/results/bench_scale.md
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
+
+## bench-local: the local-structure map (helpers.local) of fcc snapshots of 100,000 and 1,000,000 atoms on a Dask
+## LocalCluster: seconds, atoms/s and peak memory, beside PTM and a-CNA on the same atoms in the same run (about an
+## hour on 2 cores) -> benchmarks/results/bench_local_native.md
+bench-local: $(STAMP)
+	$(BIN)/python benchmarks/bench_local.py
 
 ## bench-series: the whole series at its default size, natively and with the CPU held to AVX2 + FMA (oneDNN, numba,
 ## numpy, OpenBLAS), each in its own data folder; seconds per notebook, the ratio to the native run and the slowest

@@ -251,6 +251,28 @@ def save_window_model(model, info: dict, params: dict, start_from: Path, directo
     return path
 
 
+def shipped_window_model(params: dict, start_from: Path) -> tuple:
+    """(path, None) of the window network shipped in helpers/pretrained when notebook 08 trained it with exactly
+    ``params`` from the network at ``start_from`` (same SHA-256), and the file is the one it recorded; otherwise
+    (None, the reason)."""
+    from .models import PRETRAINED_DIR
+    from .provenance import file_sha256
+
+    path, meta_path = window_model_paths(PRETRAINED_DIR)
+    if not path.exists() or not meta_path.exists():
+        return None, "no window network is shipped"
+    meta = json.loads(meta_path.read_text())
+    made = (meta.get("provenance") or {}).get("params")
+    if made != params:
+        differ = sorted(k for k in set(made or {}) | set(params) if (made or {}).get(k) != params.get(k))
+        return None, f"the shipped window network was trained with other parameters ({', '.join(differ)})"
+    if meta.get("start_from_sha256") != file_sha256(start_from):
+        return None, f"the shipped window network was fine-tuned from another network than {Path(start_from).name}"
+    if meta.get("model_sha256") != file_sha256(path):
+        return None, "the shipped window network's file is not the one its record names"
+    return path, None
+
+
 def default_model() -> Path:
     """The network a map uses when none is given: notebook 08's window network (data/, then the one shipped in
     helpers/pretrained), else notebook 07's orientation-free network (data/, then shipped). 08 measured the window
@@ -585,10 +607,11 @@ CLASS_COLOURS = {"bct_139": "#8c564b", "bct_141": "#e377c2", "hex_rh": "#2ca02c"
                  "diam": "#bcbd22", "bcc": "#ff7f0e", "other": "#7f7f7f", "liquid": "#d62728"}
 
 
-def draw_slices(atoms: Atoms, columns: dict, thickness: float = 3.0, uncertainty: str | None = None):
+def draw_slices(atoms: Atoms, columns: dict, thickness: float = 3.0, uncertainty: str | None = None,
+                title: str | None = None):
     """One panel per entry of ``columns`` ({title: per-atom class names}), each the atoms of a slab
     ``thickness`` Å thick through the middle of the box (along z) coloured by class; with ``uncertainty`` (a
-    per-atom array name), one more panel coloured by it. Returns the figure."""
+    per-atom array name), one more panel coloured by it; ``title`` above them all. Returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -616,5 +639,7 @@ def draw_slices(atoms: Atoms, columns: dict, thickness: float = 3.0, uncertainty
         ax.set_yticks([])
     handles = [Line2D([], [], marker="o", ls="", color=CLASS_COLOURS[n], label=n) for n in CLASS_COLOURS if n in seen]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.92 if title else 1))
     return fig

@@ -40,10 +40,11 @@ def collect() -> dict:
     data = config.data_dir()
     timings_path = config.executed_dir() / "timings.json"
     files = {"cnn": data / CNN_FILE, "clustering": data / CLUSTERING_FILE,
-             "any": data / "cnn_any_orientation_results.json"}
+             "any": data / "cnn_any_orientation_results.json", "local": data / "local_structure_results.json"}
     return {"cnn": _load(files["cnn"], provenance.NOTEBOOK_03),
             "clustering": _load(files["clustering"], provenance.NOTEBOOK_05),
             "any": _load(files["any"], provenance.NOTEBOOK_07),
+            "local": _load(files["local"], provenance.NOTEBOOK_08),
             "written": {k: _mtime(p) for k, p in files.items() if p.exists()},
             "timings": json.loads(timings_path.read_text()) if timings_path.exists() else None,
             "bench_series": json.loads(BENCH_SERIES.read_text()) if BENCH_SERIES.exists() else None,
@@ -59,12 +60,12 @@ def _mtime(path: Path) -> str:
 #: The data parameters every notebook of one run shares (01's): results made with others are from another run.
 DATA_KEYS = ("data_seed", "n_per_class", "n_test_per_class", "target_atoms", "vacancy_fraction",
              "displacement_sigma", "test_fraction")
-_NOTEBOOK_OF = {"cnn": "03", "clustering": "05", "any": "07"}
+_NOTEBOOK_OF = {"cnn": "03", "clustering": "05", "any": "07", "local": "08"}
 
 
 def not_one_run(found: dict) -> list:
     """Why the numbers in ``found`` (:func:`collect`) are not all from one run of the series at one size: results
-    of 03, 05 and 07 made from data of other parameters, results written outside the run that ``timings.json``
+    of 03, 05, 07 and 08 made from data of other parameters, results written outside the run that ``timings.json``
     times, or timings of only some notebooks. Empty when they are one run."""
     problems = []
     params = {k: (found[k].get("provenance") or {}).get("params") or {} for k in _NOTEBOOK_OF if found.get(k)}
@@ -144,6 +145,7 @@ def headline(found: dict) -> str:
                      "clusters without a cell",
                      " / ".join(config.percent(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
                                                               "test_clusters") if k in h)))
+    rows += local_rows(found.get("local"))
     timings = found.get("timings")
     if timings and timings.get("complete", False):
         first = sum(r["seconds"] for r in timings["notebooks"] if r["notebook"][:2] <= "06")
@@ -164,6 +166,31 @@ def headline(found: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def local_rows(local: dict | None) -> list:
+    """Headline rows of notebook 08: the lowest grain-interior accuracy over its polycrystals at every σ for the map
+    and its peers, the liquid flagged, and atoms per second."""
+    if not local:
+        return []
+    table = {}
+    for r in local["polycrystals"]:
+        if r["interior"] == r["interior"]:  # NaN: a sample without interior atoms
+            key = (r["sigma (% of NN)"], r["method"])
+            table[key] = min(table.get(key, r["interior"]), r["interior"])
+    sigmas = sorted({k[0] for k in table})
+    methods = ("CNN map", "PTM (no cutoff)", "PTM (default cutoff)", "a-CNA")
+    rows = [("Beyond the paper (08): polycrystals' grain-interior atoms named right, lowest over the samples, "
+             "per σ: " + " / ".join(methods),
+             "; ".join(f"σ = {s:g} %: " + " / ".join(config.percent(table[(s, m)]) for m in methods if (s, m) in table)
+                       for s in sigmas))]
+    liquid = local["liquid"]
+    rows.append(("Beyond the paper (08): solid beside liquid, flagged by the map's uncertainty, liquid / interior crystal",
+                 f"{config.percent(liquid['liquid atoms flagged'])} / {config.percent(liquid['interior crystal atoms flagged'])}"))
+    speed = local["speed"]
+    rows.append((f"Beyond the paper (08): atoms per second on {speed['atoms']} atoms, " + " / ".join(speed["rates"]),
+                 " / ".join(f"{v:.0f}" for v in speed["rates"].values())))
+    return rows
+
+
 def page(found: dict) -> str:
     """The whole results page (Markdown)."""
     tables = config.tables_dir()
@@ -176,7 +203,14 @@ def page(found: dict) -> str:
                         ("Table 5: without labels (notebook 05)", "05_table5"),
                         ("Table 5 on the report's class proportions (notebook 05)", "05_table5_report_proportions"),
                         ("Any orientation: held-out sets (notebook 07)", "07_held_out"),
-                        ("Any orientation: robustness (notebook 07)", "07_robustness")):
+                        ("Any orientation: robustness (notebook 07)", "07_robustness"),
+                        ("Local structure: the networks on held-out windows (notebook 08)", "08_networks"),
+                        ("Local structure: grain-interior atoms named right, % (notebook 08)", "08_interior"),
+                        ("Local structure: boundary atoms named right, % (notebook 08)", "08_boundary"),
+                        ("Local structure: two phases (notebook 08)", "08_two_phase"),
+                        ("Local structure: polycrystal atoms flagged by the map's uncertainty (notebook 08)", "08_flags"),
+                        ("Local structure: EMT molecular dynamics, share named fcc (notebook 08)", "08_md"),
+                        ("Local structure: atoms per second (notebook 08)", "08_speed")):
         path = tables / f"{name}.md"
         if path.exists():
             out += [f"## {title}", "", path.read_text().strip(), ""]

@@ -137,6 +137,8 @@ def test_thermal_and_coexistence_snapshots_move_their_atoms():
     both = snapshots.coexistence_snapshot("Cu", repeat=(6, 3, 3), melt_steps=40, hold_steps=5, seed=0)
     liquid = both.arrays["true_class"] == "liquid"
     assert 0.4 < liquid.mean() < 0.6 and set(both.arrays["true_class"]) == {"liquid", "fcc"}
+    # the hot half has left its sites far more than the held half, which moved only in the last few steps
+    assert snapshots.rms_displacement(both, liquid) > 3 * snapshots.rms_displacement(both, ~liquid)
     with pytest.raises(ValueError, match="EMT describes"):
         snapshots.thermal_snapshot("W", 0.5)
 

@@ -26,6 +26,13 @@ SMALL = {
     "07_any_orientation": {**DATA, "epochs": 5, "batch_size": 16, "n_views": 4, "n_robust_per_class": 2,
                            "n_spglib_per_class": 1, "vacancy_levels": [0.25], "displacement_levels": [0.02],
                            "mc_samples": 10},
+    # 08 reads no data of 01-07 (its window network starts from the shipped 07 network): two lattices, two levels,
+    # one short MD run and a small solid-liquid box
+    "08_local_structure": {"data_seed": SEED, "n_window_per_class": 10, "window_epochs": 1, "box_size": 34.0,
+                           "n_grains": 2, "polycrystals": {"fcc": "Cu", "bcc": "W"}, "sigmas": [0.0, 0.09],
+                           "md_elements": ["Cu"], "md_fractions": [0.5], "md_repeat": 4, "md_steps": 30,
+                           "coexistence_repeat": [12, 4, 4], "melt_steps": 60, "hold_steps": 10,
+                           "large_atoms": 4000},
 }
 CHANCE = 1 / 7
 CELL_TIMEOUT = 600  # seconds a cell may take at these sizes (the slowest takes about 40 s): a hang fails the test
@@ -455,6 +462,53 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     accuracy = (from_db["predicted_class"] == labels).mean()
     stored = [v for k, v in run["accuracy"].items() if k.startswith("01's database")]
     assert stored == [pytest.approx(accuracy)] and accuracy >= above_chance(n)
+
+
+def test_08_mapped_local_structure_beside_ptm_and_acna(executed):
+    import ase.io
+
+    from helpers import local
+    from helpers.snapshots import MELTING_POINT_K
+
+    root, _ = executed
+    small = SMALL["08_local_structure"]
+    results = provenance.load_json(root / "data" / "local_structure_results.json", provenance.NOTEBOOK_08)
+    # the window network, fine-tuned from the shipped 07 network, saved beside its provenance
+    model_path, meta_path = local.window_model_paths()
+    meta = provenance.load_json(meta_path, provenance.NOTEBOOK_08)
+    assert meta["start_from_sha256"] == provenance.file_sha256(models.PRETRAINED_DIR / "cnn_any_orientation.keras")
+    assert meta["model_sha256"] == provenance.file_sha256(model_path)
+    assert meta["training"]["fine_tuned"] and meta["training"]["epochs_run"] == small["window_epochs"]
+    assert results["map_model"] in (model_path.name, "cnn_any_orientation.keras")
+    # every polycrystal at every sigma, judged for the map and its three peers on the same atoms
+    poly = pd.DataFrame(results["polycrystals"])
+    methods = {"CNN map", "PTM (default cutoff)", "PTM (no cutoff)", "a-CNA"}
+    assert set(poly.method) == methods and len(poly) == 4 * len(small["polycrystals"]) * len(small["sigmas"])
+    pristine = poly[(poly["sigma (% of NN)"] == 0)].dropna(subset=["interior"])
+    assert set(pristine.method) == methods and (pristine.n_interior > 100).all()
+    # a perfect grain's interior: PTM and a-CNA name every atom, and so must the map
+    assert (pristine.interior == 1.0).all(), pristine
+    # the maps as extended XYZ that ASE (and OVITO) read back with their per-atom columns
+    for name in ("local_fcc_polycrystal", "local_two_phase", "local_coexistence"):
+        back = ase.io.read(root / "data" / f"{name}.extxyz")
+        assert set(back.arrays["local_class"]) <= set(CLASSES), name
+        assert {"local_probability", "local_mutual_information", "true_class"} <= set(back.arrays), name
+    md = pd.DataFrame(results["md"])
+    assert len(md) == len(small["md_elements"]) * len(small["md_fractions"])
+    assert np.allclose(md["T (K)"], [round(f * MELTING_POINT_K[e]) for e in small["md_elements"]
+                                     for f in small["md_fractions"]])
+    assert (md["rms displacement per coordinate (% of NN)"] > 0).all()
+    liquid = results["liquid"]
+    assert liquid["measure"] in ("local_mutual_information", "local_entropy") and liquid["threshold"] > 0
+    for key in ("liquid atoms flagged", "interior crystal atoms flagged"):
+        assert 0.0 <= liquid[key] <= 1.0
+    speed = results["speed"]
+    assert abs(speed["atoms"] - small["large_atoms"]) < 0.3 * small["large_atoms"]
+    assert set(speed["rates"]) == methods and min(speed["rates"].values()) > 0
+    for fig in ("08_polycrystal_slices", "08_two_phase", "08_coexistence"):
+        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+    page = (root / "figures" / "RESULTS.md").read_text()
+    assert "Local structure: grain-interior atoms named right" in page and "(08): solid beside liquid" in page
 
 
 def test_the_series_wrote_its_results_page_from_the_run(executed):
