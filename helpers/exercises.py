@@ -47,6 +47,11 @@ EXERCISES = {
         (3, "A smaller cluster (after editing the cell)", {}),
         (4, "Interrupt the batch (in the notebook)", None),
     ],
+    "08_local_structure": [
+        (1, "Sparser windows", {"stride": 2.5}),
+        (2, "Smaller windows (trains its own window network)", {"window_atoms": 128}),
+        (3, "A map in OVITO (reading)", None),
+    ],
 }
 
 
