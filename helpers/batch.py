@@ -485,8 +485,10 @@ def _client(address, n_workers):
     if address is None:
         env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
                "TF_CPP_MIN_LOG_LEVEL": "2", "SPGLIB_WARNING": "OFF"}
+        # dashboard_address=":0": the scheduler's HTTP server takes a free port; with None it asks for 8787 and warns
+        # into the notebook's output whenever another cluster (another notebook, a test) holds that port
         cluster = LocalCluster(n_workers=int(n_workers or default_n_jobs()), threads_per_worker=1, processes=True,
-                               dashboard_address=None, scheduler_kwargs={"dashboard": False}, env=env,
+                               dashboard_address=":0", scheduler_kwargs={"dashboard": False}, env=env,
                                silence_logs=40)
         return Client(cluster), cluster, True
     if isinstance(address, Client):
