@@ -205,8 +205,8 @@ def coexistence_snapshot(element: str, repeat=(14, 6, 6), melt_k_factor: float =
     """Solid and liquid side by side: the half of an fcc crystal with x above the box's middle is melted at
     ``melt_k_factor`` × Tm while the other half is held fixed, then the whole box runs ``hold_steps`` steps at
     ``hold_fraction`` × Tm (too short to recrystallise). The box keeps its volume, so the solid half squeezes the hot
-    half and raises its melting point: at 2 Tm a Cu half had not melted after 1 ps (its atoms 0.4 Å from their
-    sites), at 3 Tm it had (1.2 Å). True class: "liquid" in the melted half, fcc in the other; ``boundary_distance``:
+    half and raises its melting point, so it is heated well past it (notebook 08 prints how far the atoms of each
+    half moved from their sites, the check that the melted half is a liquid). True class: "liquid" in the melted half, fcc in the other; ``boundary_distance``:
     Å to the nearer of the two interface planes (x = 0 and x = L/2); ``lattice_site``: each atom's starting site."""
     from ase.calculators.emt import EMT
 
