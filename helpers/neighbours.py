@@ -262,11 +262,11 @@ def scale_and_spread(atoms: Atoms) -> tuple:
     rough, V = _rough_and_vectors(atoms.positions, cell)
     scale, spread = _scale_from_vectors(V, rough)
     if rough < _RETRY * scale:
-        # Strong disorder (displacements past ~8 % of the NN distance per coordinate): the median shortest distance
+        # Strong disorder (displacements past ~6 % of the NN distance per coordinate): the median shortest distance
         # falls far below the scale, and a vector cutoff and cluster reach set from it cut off the outer half of the
         # first shell's cloud, which drags the estimate short (tests/test_neighbours.py holds the mean bias at 12 %).
-        # Once more with the estimate as the rough length. Milder disorder never gets here, so its estimate is
-        # unchanged to the last bit.
+        # Once more with the estimate as the rough length. Milder disorder never gets here (none of 01's data sets,
+        # whose fingerprints are therefore unchanged to the last bit).
         scale, spread = _scale_from_vectors(_vectors_within(atoms.positions, cell, _VECTOR_CUTOFF * scale), scale)
     return scale, spread
 
