@@ -541,7 +541,7 @@ def window_training_set(n_per_class: int, seed: int = 0, max_displacement: float
     """Fingerprints of windows as a map meets them in a crystal: ``window_atoms``-atom spheres cut from turned
     crystals of every class (parents drawn as 01 draws them), each atom displaced by a Gaussian of σ per coordinate
     drawn uniformly in [0, ``max_displacement``] nearest-neighbour distances (thermal motion up to and past melting:
-    the Lindemann ratio at melting is about 0.1 per coordinate). Parents come from the training side of 01's split
+    by Lindemann's rule the root-mean-square displacement at melting is about a tenth of that distance). Parents come from the training side of 01's split
     (``split_seed``, ``test_fraction``: 01's ``data_seed`` and test fraction), so no crystal group of 01's held-out
     sets is trained on.
 
