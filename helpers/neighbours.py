@@ -196,11 +196,8 @@ def _refine(V: np.ndarray, centres: np.ndarray, reach: float, merge: float) -> t
 def _cluster_rough_and_vectors(positions: np.ndarray) -> tuple:
     """:func:`_rough_and_vectors` for a finite cluster: neighbours are the other atoms given."""
     positions = np.asarray(positions, dtype=np.float64)
-    tree = kd_tree(positions)
     rough = float(np.median(nearest_neighbour_distances(positions, None)))
-    pairs = tree.query_pairs(_VECTOR_CUTOFF * rough, output_type="ndarray")
-    forward = positions[pairs[:, 1]] - positions[pairs[:, 0]]
-    return rough, np.concatenate([forward, -forward])
+    return rough, _vectors_within(positions, None, _VECTOR_CUTOFF * rough)
 
 
 def _tree_scan(atoms: np.ndarray, images: np.ndarray, cutoff: float) -> tuple:
