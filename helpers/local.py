@@ -128,8 +128,7 @@ def map_chunk(space: tuple, numbers: np.ndarray, centres: np.ndarray, first: int
     import warnings
 
     from .fingerprint import diffraction_fingerprint
-    from .models import mc_dropout_samples, uncertainty
-    from .orientations import _feature_extractor
+    from .models import feature_model, mc_dropout_samples, uncertainty
     from .structures import CLASSES
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -145,7 +144,7 @@ def map_chunk(space: tuple, numbers: np.ndarray, centres: np.ndarray, first: int
             turned.positions = turned.positions @ window_rotation(seed, first + w, v).T
             X[w, v] = diffraction_fingerprint(turned)
     model = _model(options["model_path"])
-    extractor = _feature_extractor(model)
+    extractor = feature_model(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         features = np.asarray(extractor.predict(X.reshape((-1, 64, 64, 3)), batch_size=256, verbose=0), np.float64)

@@ -7,10 +7,12 @@ are in :func:`describe_device`, which says what the training runs on.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,17 @@ def build_model(n_classes: int = len(CLASSES), input_shape: tuple = SHAPE, seed:
         L.Dense(n_classes, activation="softmax", name="softmax", dtype="float32"),  # float32 under mixed precision
     ], name="ziletti_cnn")
     return model
+
+
+def same_network(a, b) -> bool:
+    """True when two networks have the same layers (kind, name and configuration, in order) and equal weights: a
+    network written out in a notebook against :func:`build_model`."""
+    if [type(layer).__name__ for layer in a.layers] != [type(layer).__name__ for layer in b.layers]:
+        return False
+    if any(la.name != lb.name or la.get_config() != lb.get_config() for la, lb in zip(a.layers, b.layers)):
+        return False
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(wa, wb))
 
 
 def forward_flop(model) -> float:
@@ -378,13 +391,8 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         layer = start_from.get_layer("standardise")  # its fixed statistics are constants, not weights: copied here
         stats = tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(SHAPE)
                       for v in (layer.mean, layer.variance))
-    precision = resolve_precision(precision)
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
+    with precision_policy(precision) as precision:
         model = build_model(n_classes, seed=seed, standardisation=stats)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     if start_from is not None:
         model.set_weights(start_from.get_weights())
     average = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum),
@@ -392,9 +400,7 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **average), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     onehot = np.eye(n_classes, dtype=np.float32)
-    own = training_callbacks(epochs, progress, patience=patience)
-    keep, timer = own[1], own[2]
-    callbacks = [*own, *callbacks]
+    callbacks = [*training_callbacks(epochs, progress, patience=patience), *callbacks]
     if elements is None:
         data = {"x": X[train_idx], "y": onehot[y[train_idx]], "batch_size": batch_size, "shuffle": True}
     else:
@@ -407,22 +413,57 @@ def train(X: np.ndarray, y: np.ndarray, epochs: int = 5, batch_size: int = 32, l
         data = {"x": augment.batches(X[train_idx], onehot[y[train_idx]], elements[train_idx], batch_size, seed)}
     history = model.fit(**data, epochs=epochs, validation_data=(X[val_idx], onehot[y[val_idx]]),
                         callbacks=callbacks, verbose=verbose)
+    info = training_info(history, callbacks, train_idx, val_idx, epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, validation_fraction=validation_fraction, seed=seed,
+                         patience=patience, precision=precision)
+    info.update({"augmented": elements is not None,
+                 "ema_momentum": None if ema_momentum is None else float(ema_momentum),
+                 "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None,
+                 "fine_tuned": start_from is not None})
+    return float32_copy(model, lambda: build_model(n_classes, standardisation=stats)), info
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str = "float32"):
+    """Build networks in ``precision`` inside the block (Keras's global dtype policy, put back afterwards); yields
+    the precision :func:`resolve_precision` chose ("auto": the faster of float32 and mixed bfloat16 on this CPU)."""
+    keras = keras_module()
+    precision = resolve_precision(precision)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield precision
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def float32_copy(model, build):
+    """``model`` itself when it computes in float32; otherwise a float32 network from ``build()`` (no arguments)
+    holding its trained weights, which then runs the same on every CPU."""
+    if model.dtype_policy.name == "float32":
+        return model
+    with precision_policy("float32"):
+        copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def training_info(history, callbacks, train_idx, val_idx, **recipe) -> dict:
+    """What a training run records (saved with the model): the history per epoch, the best epoch (1-based) and its
+    validation accuracy, the seconds of every epoch, the split's sizes and validation indices, and ``recipe`` (the
+    training parameters). ``callbacks`` must hold those of :func:`training_callbacks`."""
+    keep = next(c for c in callbacks if getattr(c, "restore_best_weights", False))
+    timer = next(c for c in callbacks if hasattr(c, "seconds"))
     info = {"history": {k: [float(v) for v in vals] for k, vals in history.history.items() if k != TIE_BREAK},
             "best_epoch": int(keep.best_epoch) + 1,
             "best_val_accuracy": float(history.history["val_accuracy"][keep.best_epoch]),
             "seconds_per_epoch": [float(s) for s in timer.seconds], "n_train": int(len(train_idx)),
-            "epochs_run": len(timer.seconds), "patience": None if patience is None else int(patience),
-            "n_validation": int(len(val_idx)), "validation_index": val_idx.tolist(), "epochs": int(epochs),
-            "batch_size": int(batch_size), "learning_rate": float(learning_rate),
-            "validation_fraction": float(validation_fraction), "seed": int(seed),  # the training seed
-            "augmented": elements is not None, "ema_momentum": None if ema_momentum is None else float(ema_momentum),
-            "standardisation": "per pixel, averaged over the 8 detector symmetries; training split" if standardise else None,
-            "precision": precision, "fine_tuned": start_from is not None}
-    if precision != "float32":  # the same network in float32 with the trained weights: it runs the same everywhere
-        trained = model
-        model = build_model(n_classes, standardisation=stats)
-        model.set_weights(trained.get_weights())
-    return model, info
+            "epochs_run": len(timer.seconds), "n_validation": int(len(val_idx)),
+            "validation_index": np.asarray(val_idx).tolist(), "augmented": False, "ema_momentum": None,
+            "standardisation": None, "fine_tuned": False}
+    for key, value in recipe.items():
+        info[key] = value.item() if isinstance(value, np.generic) else value
+    return info
 
 
 def predict_proba(model, X: np.ndarray, batch_size: int = 256, symmetrise: bool = False) -> np.ndarray:
@@ -618,9 +659,21 @@ def _head(model) -> dict:
 
 def dense_features(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Output of the dense-128 layer (after its ReLU), the input of dropout."""
-    keras = keras_module()
-    sub = keras.Model(model.inputs[0], model.get_layer("dense").output)
-    return np.asarray(sub.predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0), np.float64)
+    return np.asarray(feature_model(model).predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0),
+                      np.float64)
+
+
+_feature_models = weakref.WeakKeyDictionary()
+
+
+def feature_model(model):
+    """The network up to its dense-128 features (after the ReLU), the input of dropout. Made once per model and
+    kept: a new one per call would have its prediction function traced anew every time (slow, and TensorFlow
+    warns about it)."""
+    sub = _feature_models.get(model)
+    if sub is None:
+        sub = _feature_models[model] = keras_module().Model(model.inputs[0], model.get_layer("dense").output)
+    return sub
 
 
 def mc_dropout_samples(model, X: np.ndarray, n_samples: int = 50, seed: int = 0, rate: float | None = None,

@@ -95,12 +95,6 @@ def view_fingerprints(structures: Sequence[Atoms], view: int, seed: int = 0, n_j
                                     progress=progress, desc=f"orientation {view}")
 
 
-def _feature_extractor(model):
-    """The network up to its dense-128 features (after the ReLU), the input of dropout."""
-    keras = models.keras_module()
-    return keras.Model(model.inputs[0], model.get_layer("dense").output)
-
-
 def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFAULT_ORIENTATIONS, seed: int = 0,
                   fingerprints: np.ndarray | None = None, n_jobs: int | None = None, progress: bool = False,
                   block: int = 256) -> np.ndarray:
@@ -133,7 +127,7 @@ def view_features(model, structures: Sequence[Atoms], n_orientations: int = DEFA
                              "fingerprints of these structures as given (view 0), in the same order, or None")
     first = 1 if fingerprints is not None else 0
     rotations = tuple(view_rotation(v, seed) for v in range(first, n_views))
-    extractor = _feature_extractor(model)
+    extractor = models.feature_model(model)
     out = np.empty((n_views, len(structures), extractor.output_shape[-1]))
     bar = tqdm(total=len(structures), desc=f"{n_views} views", unit="structure", disable=not progress)
     work = partial(views_chunk, rotations=rotations)
