@@ -34,6 +34,20 @@ def tables_dir() -> Path:
     return _dir("CRYSTAL_TABLES_DIR", figures_dir() / "tables")
 
 
+def shown(path) -> str:
+    """A path as a notebook prints it, without the machine's folders: "data/cnn_model.keras" for a file in the data
+    folder (wherever ``CRYSTAL_DATA_DIR`` puts it), "figures/…" and "executed/…" likewise, else relative to the
+    repository, else the file name alone."""
+    path = Path(path).resolve()
+    for name, folder in (("data", data_dir()), ("figures", figures_dir()), ("executed", executed_dir()),
+                         (".", ROOT)):
+        try:
+            return (Path(name) / path.relative_to(folder)).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
 def write_text(path: Path, text: str) -> Path:
     """Write a text file atomically (:func:`helpers.provenance.write_text`)."""
     from .provenance import write_text as atomic

@@ -72,7 +72,10 @@ def to_png(fig, dpi: int = 100) -> bytes:
 def keract_figures(draw, activations: dict, prefix: str, **kwargs) -> list:
     """Run a keract display function (``keract.display_activations`` or ``display_heatmaps``) with
     ``save=True`` and move its PNGs to figures/<prefix>_<layer>.png (atomic renames). keract modifies
-    the arrays it is given, so it gets copies. Returns the paths, one per layer, in order."""
+    the arrays it is given, so it gets copies, and prints their shapes, which are kept out of the output. Returns
+    the paths, one per layer, in order."""
+    import contextlib
+    import io
     import os
     import shutil
     import tempfile
@@ -84,7 +87,8 @@ def keract_figures(draw, activations: dict, prefix: str, **kwargs) -> list:
     try:
         copies = {name: np.array(a, copy=True) for name, a in activations.items()}
         kwargs = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
-        draw(copies, save=True, directory=str(scratch), **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):  # keract prints each layer's shape: noise in a notebook
+            draw(copies, save=True, directory=str(scratch), **kwargs)
         paths = []
         for index, name in enumerate(activations):
             made = scratch / f"{index}_{name.split('/')[0]}.png"

@@ -111,6 +111,59 @@ def test_every_notebook_ran_in_order(executed):
             assert noise not in stderr, f"{name}: {noise!r} in the output"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|opt|var|Users|private)/\S*")
+WARNING = re.compile(r"\b\w*Warning\b|\bWARNING\b|^W\d{4} ", re.M)
+REPR = re.compile(r"PosixPath\(|WindowsPath\(|<[\w.]+ object at 0x[0-9a-f]+>|^<Figure size [^>]*>$", re.M)
+
+
+def output_texts(nb):
+    """(cell index, kind, text) of every output a reader sees as text: streams, errors, and the text of results
+    and displays (not the text/plain stand-in beside a picture, a table or a widget)."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.output_type == "stream":
+                yield i, out.name, out.text
+            elif out.output_type == "error":
+                yield i, "error", f"{out.ename}: {out.evalue}"
+            else:
+                data = out.get("data", {})
+                richer = any(m in data for m in ("image/png", "text/html", "text/markdown",
+                                                 "application/vnd.jupyter.widget-view+json"))
+                for mime in ("text/markdown", "text/html", "text/plain"):
+                    if mime in data and not (mime == "text/plain" and richer):
+                        yield i, mime, data[mime]
+
+
+def noise(nb) -> list:
+    """What should not be in an executed notebook: ANSI codes, paths of the machine, warnings, stray reprs."""
+    found = []
+    for i, kind, text in output_texts(nb):
+        for name, pattern in (("ANSI code", ANSI), ("machine path", MACHINE_PATH), ("warning", WARNING),
+                              ("stray repr", REPR)):
+            match = pattern.search(text)
+            if match:
+                found.append(f"cell {i} ({kind}): {name}: {text[max(0, match.start() - 60):match.end() + 60]!r}")
+    return found
+
+
+def test_noise_finder_finds_noise():
+    """The check below can fail: each kind of noise, planted in a notebook, is found."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    for text in ("\x1b[1mModel\x1b[0m", "saved /tmp/abc/data/x.keras", "WARNING:tensorflow:5 out of the last",
+                 "UserWarning: x", "PosixPath('data/x.json')", "<keras.src.models.Model object at 0x7f00ab>"):
+        nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        assert noise(nb), text
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="saved data/cnn_model.keras (1.5 MB)")]
+    assert not noise(nb)
+
+
+def test_no_warning_ansi_code_repr_or_machine_path_in_any_executed_notebook(executed):
+    root, records = executed
+    found = {r["notebook"]: noise(nbformat.read(root / "executed" / r["notebook"], as_version=4)) for r in records}
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
+
+
 def test_01_wrote_balanced_held_out_sets(executed):
     root, _ = executed
     sets = {n: datasets.load_structures(n, DATA)
