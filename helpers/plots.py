@@ -28,8 +28,14 @@ def show_fingerprint(ax, fingerprint: np.ndarray, title: str = "") -> None:
     ax.set_yticks([])
 
 
-def fingerprint_grid(fingerprints, titles, ncols: int = 7, size: float = 1.9, gamma: float | None = None):
-    """A row-major grid of fingerprints; ``gamma`` < 1 brightens weak peaks for display only."""
+#: Fingerprints are drawn as intensity ** DISPLAY_GAMMA: most of a fingerprint is near zero and the spots beyond the
+#: first ones are dim, so a square root shows them; the data are not changed, and every grid says so under it.
+DISPLAY_GAMMA = 0.5
+
+
+def fingerprint_grid(fingerprints, titles, ncols: int = 7, size: float = 1.9, gamma: float | None = DISPLAY_GAMMA):
+    """A row-major grid of fingerprints, drawn as intensity ** ``gamma`` (< 1 brightens weak peaks, for display
+    only; None or 1: as they are), which a line under the grid states."""
     import matplotlib.pyplot as plt
 
     n = len(fingerprints)
@@ -37,9 +43,13 @@ def fingerprint_grid(fingerprints, titles, ncols: int = 7, size: float = 1.9, ga
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
+    stretch = gamma is not None and gamma != 1
     for ax, fp, title in zip(axes.ravel(), fingerprints, titles):
-        show_fingerprint(ax, fp if gamma is None else fp**gamma, title)
+        show_fingerprint(ax, np.clip(fp, 0, 1) ** gamma if stretch else fp, title)
     fig.tight_layout()
+    if stretch:
+        fig.text(0.5, 0.0, f"drawn as intensity^{gamma:g} so that weak spots show (the data are unchanged)",
+                 ha="center", va="top", fontsize=8, color="0.3")
     return fig
 
 
@@ -280,7 +290,10 @@ def robustness_curves(table, title: str | None = None):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[0].legend(loc="center left")
-    fig.suptitle(title or f"CNN against spglib on the same held-out parents (n = {int(pristine.n)} per level)")
+    sizes = (f"n = {int(pristine.n)} per level for the CNN, {int(pristine.n_spglib)} for spglib"
+             if "n_spglib" in table.columns and int(pristine.n_spglib) != int(pristine.n) else
+             f"n = {int(pristine.n)} per level")
+    fig.suptitle(f"{title} ({sizes})" if title else f"CNN against spglib on the same held-out parents ({sizes})")
     fig.tight_layout()
     return fig
 
@@ -311,7 +324,7 @@ def uncertainty_by_level(per_structure):
 
 def misclassified_gallery(X, y_true, probability, class_names: list, captions=None, n: int = 14):
     """The wrong answers among fingerprints ``X``: each with its true class, the class named and that class's
-    probability, most confident mistakes first. When every answer is right, the ``n`` right answers with the lowest
+    probability, and the runner-up class and its probability, most confident mistakes first. When every answer is right, the ``n`` right answers with the lowest
     probability of their class instead (the closest calls), and the title says so. Returns ``(figure, indices)``."""
     y_true, probability = np.asarray(y_true), np.asarray(probability)
     predicted = probability.argmax(axis=1)
@@ -323,7 +336,9 @@ def misclassified_gallery(X, y_true, probability, class_names: list, captions=No
     else:
         order = np.argsort(probability[np.arange(len(y_true)), y_true], kind="stable")[:n]
         heading = f"all {len(y_true)} named right: the {len(order)} closest calls"
-    titles = [f"{class_names[y_true[i]]} → {class_names[predicted[i]]} ({probability[i, predicted[i]]:.2f})"
+    runner_up = np.argsort(-probability, axis=1, kind="stable")[:, 1]  # the class the network would name next
+    titles = [f"{class_names[y_true[i]]} → {class_names[predicted[i]]} ({probability[i, predicted[i]]:.2f})\n"
+              f"next: {class_names[runner_up[i]]} ({probability[i, runner_up[i]]:.2f})"
               + (f"\n{captions[i]}" if captions is not None else "") for i in order]
     fig = fingerprint_grid([X[i] for i in order], titles, ncols=min(7, max(len(order), 1)), size=2.1)
     fig.suptitle(heading, y=1.02)
