@@ -5,8 +5,10 @@ headline numbers of that run (held-out accuracy, the paper's Table 1 against spg
 model, the time each notebook took), each stamped with the date and the machine it was measured on. Nothing in it
 is typed by hand.
 
-``python -m helpers.results --publish`` (``make results``) copies that page to ``docs/results.md`` and its headline
-table, with the stamp, into README.md between the markers ``<!-- results:start -->`` and ``<!-- results:end -->``.
+``python -m helpers.results --publish`` (``make results``) copies that page to ``docs/results.md``, its headline
+table, with the stamp, into README.md between the markers ``<!-- results:start -->`` and ``<!-- results:end -->``,
+and the minutes each notebook took into the start page (``docs/start.md``) between ``<!-- times:start -->`` and
+``<!-- times:end -->``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from . import config, provenance
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
 
 
 def page_path() -> Path:
@@ -125,13 +128,28 @@ def headline(found: dict) -> str:
                      f"{100 * p['vacancy_fraction']:g} % vacancies / σ = {100 * p['displacement_sigma']:g} % displacements",
                      f"{config.percent(a['test_pristine'])} / {config.percent(a['test_vacancies'])} / {config.percent(a['test_displacements'])} "
                      f"(n = {cnn['n']['test_pristine']} each)"))
-        defective = [r for r in cnn["robustness"] if r["defect"] != "none"]
+        defective = [r for r in cnn["robustness"] if r["defect"] != "none" and not r.get("beyond_paper", False)]
+        beyond = [r for r in cnn["robustness"] if r.get("beyond_paper", False)]
         if defective:
             spglib = sorted(k for k in defective[0] if k.startswith("spglib_"))
             rows.append((f"Paper's Table 1 (03): lowest accuracy over {len(defective)} defect levels, CNN / "
                          + " / ".join(f"spglib symprec {k.split('_', 1)[1]} Å" for k in spglib),
                          " / ".join([config.percent(min(r["cnn"] for r in defective))]
                                     + [config.percent(min(r[k] for r in defective)) for k in spglib])))
+        if beyond:
+            from .robustness import BROKEN, level_text
+
+            parts = []
+            for defect in ("vacancies", "displacements"):
+                rows_d = sorted((r for r in cnn["robustness"] if r["defect"] == defect), key=lambda r: r["level"])
+                if not any(r.get("beyond_paper", False) for r in rows_d):
+                    continue
+                broken = [r for r in rows_d if r["cnn"] < BROKEN]
+                parts.append(f"{defect}: " + (f"{level_text(defect, broken[0]['level'])} "
+                                              f"({config.percent(broken[0]['cnn'])})" if broken else
+                                              f"not up to {level_text(defect, rows_d[-1]['level'])}"))
+            rows.append((f"Past the paper's levels (03): where the CNN first falls below {BROKEN:.0%}",
+                         "; ".join(parts)))
     if unsup:
         best = max(unsup["table5"], key=lambda r: r["accuracy"])
         rows.append(("Without labels (05): best embedding + clustering, accuracy",
@@ -269,8 +287,44 @@ def write_page() -> Path:
     return config.write_text(page_path(), page(collect()))
 
 
-def publish(readme: Path = config.ROOT / "README.md", docs: Path = config.ROOT / "docs" / "results.md") -> None:
-    """Copy the results page to ``docs`` and its stamp and headline table into ``readme`` between the markers."""
+def times_table(found: dict) -> str:
+    """Minutes per notebook of the last whole run (this CPU) and, where ``make bench-series`` ran, of the same CPU
+    held to AVX2 + FMA: the start page's table."""
+    from .machine import ISA_TEXT
+
+    timings = found.get("timings") or {}
+    if not timings.get("notebooks") or not timings.get("complete", True):
+        return "(no whole run of the series yet: run `make run`, then `make results`)"
+    bench = (found.get("bench_series") or {}).get("runs") or {}
+    avx2 = {r["notebook"]: r["seconds"] for r in (bench.get("avx2") or {}).get("notebooks", [])}
+    head = f"| notebook | minutes, {machine_text(timings.get('machine') or {}, timings.get('isa', 'native'))} |"
+    rule = "|---|---|"
+    if avx2:
+        head += f" minutes, the same CPU held to {ISA_TEXT.get('avx2', 'AVX2')} |"
+        rule += "---|"
+    rows = [head, rule]
+    for r in timings["notebooks"]:
+        row = f"| {r['notebook'].removesuffix('.ipynb')} | {r['seconds'] / 60:.1f} |"
+        if avx2:
+            row += f" {avx2[r['notebook']] / 60:.1f} |" if r["notebook"] in avx2 else " — |"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def fill(path: Path, start: str, end: str, block: str) -> None:
+    """Replace what lies between the markers ``start`` and ``end`` of ``path`` by ``block`` (atomic write)."""
+    body = path.read_text()
+    if start not in body or end not in body:
+        raise ValueError(f"{path} has no {start} ... {end} section to fill")
+    head, rest = body.split(start, 1)
+    _, tail = rest.split(end, 1)
+    config.write_text(path, head + start + "\n" + block + "\n" + end + tail)
+
+
+def publish(readme: Path = config.ROOT / "README.md", docs: Path = config.ROOT / "docs" / "results.md",
+            start: Path = config.ROOT / "docs" / "start.md") -> None:
+    """Copy the results page to ``docs``, its stamp and headline table into ``readme`` and the minutes per notebook
+    into ``start``, each between its markers."""
     source = page_path()
     if not source.exists():
         raise FileNotFoundError(f"{source} is missing: run the series first (`make run`).")
@@ -286,26 +340,21 @@ def publish(readme: Path = config.ROOT / "README.md", docs: Path = config.ROOT /
             first_table.append(line)
         elif first_table:
             break
-    body = readme.read_text()
-    if START not in body or END not in body:
-        raise ValueError(f"{readme} has no {START} ... {END} section to fill")
-    head, rest = body.split(START, 1)
-    _, tail = rest.split(END, 1)
-    block = "\n".join([START, stamp_line, "", *first_table, "", "The whole page: [`docs/results.md`](docs/results.md).",
-                       END])
-    config.write_text(readme, head + block + tail)
+    fill(readme, START, END, "\n".join([stamp_line, "", *first_table, "",
+                                         "The whole page: [`docs/results.md`](docs/results.md)."]))
+    fill(start, TIMES_START, TIMES_END, times_table(collect()))
     config.write_text(docs, text)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--publish", action="store_true", help="copy the page to docs/ and its table into README.md")
+    parser.add_argument("--publish", action="store_true", help="copy the page to docs/, its table into README.md, the times into docs/start.md")
     args = parser.parse_args(argv)
     path = write_page()
     print(f"wrote {path}")
     if args.publish:
         publish()
-        print("copied it to docs/results.md and its headline table into README.md")
+        print("copied it to docs/results.md, its headline table into README.md and the times into docs/start.md")
     return 0
 
 

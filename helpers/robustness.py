@@ -18,6 +18,8 @@ from .structures import CLASS_SPACE_GROUPS, CLASSES, space_group
 
 VACANCY_LEVELS = (0.01, 0.02, 0.05, 0.10, 0.20, 0.25, 0.30, 0.40, 0.50)
 DISPLACEMENT_LEVELS = (0.001, 0.006, 0.01, 0.02, 0.04, 0.08)  # sigma / nearest-neighbour distance
+#: The accuracy below which a method counts as broken at a level (the range study's threshold).
+BROKEN = 0.9
 SYMPRECS = (1e-3, 1e-1)  # Angstrom: tight and loose
 _KIND_CODE = {"none": 0, "vacancies": 1, "displacements": 2}
 
@@ -29,10 +31,16 @@ def spglib_right(found: int, parent_space_group: int, class_name: str) -> bool:
     return int(found) == int(parent_space_group)
 
 
-def defect_levels(vacancy_levels=VACANCY_LEVELS, displacement_levels=DISPLACEMENT_LEVELS) -> list:
-    """(defect, level) pairs of the comparison, pristine first."""
+def defect_levels(vacancy_levels=VACANCY_LEVELS, displacement_levels=DISPLACEMENT_LEVELS,
+                  beyond_vacancy_levels=(), beyond_displacement_levels=()) -> list:
+    """(defect, level) pairs of the comparison, pristine first, then the paper's vacancy and displacement levels, then
+    the levels past them (notebook 03's ``beyond_*_levels``, where the CNN itself fails; spglib is not run there, as
+    it fails at the paper's first level already): those come last, so that adding them leaves the place, and
+    so the random draw (:func:`run_defects`), of every paper level as it was."""
     return ([("none", 0.0)] + [("vacancies", float(v)) for v in vacancy_levels]
-            + [("displacements", float(s)) for s in displacement_levels])
+            + [("displacements", float(s)) for s in displacement_levels]
+            + [("vacancies", float(v)) for v in beyond_vacancy_levels]
+            + [("displacements", float(s)) for s in beyond_displacement_levels])
 
 
 def _defective(atoms, defect: str, level: float, nn_distance: float, rng: np.random.Generator):
@@ -68,13 +76,13 @@ def pick_parents(labels: np.ndarray, n_per_class: int) -> np.ndarray:
 
 def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, symprecs=SYMPRECS,
                 n_spglib_per_class: int | None = None, n_jobs: int | None = None, progress: bool = True,
-                keep_structures: bool = False, known: dict | None = None) -> dict:
+                keep_structures: bool = False, known: dict | None = None, spglib_levels=None) -> dict:
     """Defective copies of held-out pristine supercells (a StructureSet) at every (defect, level),
     their fingerprints and spglib's space groups.
 
     The first ``n_per_class`` parents of every class are used; spglib is run on the first
-    ``n_spglib_per_class`` of them (all when None): on a defective 256-atom cell one call takes
-    0.05-0.5 s, a hundred times the fingerprint's cost.
+    ``n_spglib_per_class`` of them (all when None), at the levels of ``spglib_levels`` ((defect, level) pairs; None:
+    every level): on a defective 256-atom cell one call takes far longer than its fingerprint.
 
     Returns arrays over all (level, structure) pairs: ``X`` (fingerprints), ``label``, ``defect``,
     ``level``, ``parent`` (row in ``pristine``), ``spacegroup`` (the parent's), and
@@ -92,6 +100,7 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
     with_spglib = set(pick_parents(pristine["label"], n_per_class if n_spglib_per_class is None
                                    else min(n_spglib_per_class, n_per_class)).tolist())
     atoms = {int(i): pristine.atoms(int(i)) for i in picked}
+    spglib_at = {(str(d), float(v)) for d, v in (spglib_levels or ())}
     earlier = {}
     if known is not None and known.get("seed") == seed and tuple(known["symprecs"]) == tuple(symprecs):
         for row, key in enumerate(zip(known["parent"], known["defect"], known["level_index"], known["level"])):
@@ -100,7 +109,7 @@ def run_defects(pristine, levels: list, n_per_class: int = 100, seed: int = 0, s
     for k, (defect, level) in enumerate(levels):
         for i in picked:
             row = earlier.get((int(i), defect, k, float(level)))
-            asked = int(i) in with_spglib
+            asked = int(i) in with_spglib and (spglib_levels is None or (defect, float(level)) in spglib_at)
             if row is not None and asked and known["spglib"][row, 0] < 0:
                 row = None  # the earlier run did not ask spglib about this one
             rows_known.append(row)
@@ -152,8 +161,10 @@ def load_runs(expect: dict | None = None) -> dict | None:
 
 
 def score(runs: dict, predicted: np.ndarray, entropy: np.ndarray | None = None,
-          mutual_information: np.ndarray | None = None):
-    """Per-structure and per-level results as pandas DataFrames (per structure, per level)."""
+          mutual_information: np.ndarray | None = None, beyond_levels=()):
+    """Per-structure and per-level results as pandas DataFrames (per structure, per level). ``beyond_levels``:
+    the (defect, level) pairs past the paper's (:func:`defect_levels`), marked in the column
+    ``beyond_paper`` of the per-level table."""
     import pandas as pd
 
     class_names = np.array(CLASSES)
@@ -182,7 +193,23 @@ def score(runs: dict, predicted: np.ndarray, entropy: np.ndarray | None = None,
              .sort_values(["defect", "level"], key=lambda s: s.map(order) if s.name == "defect" else s,
                           kind="stable")
              .reset_index(drop=True))
+    beyond = {(str(d), round(float(v), 9)) for d, v in beyond_levels}
+    table["beyond_paper"] = [(d, round(float(v), 9)) in beyond for d, v in zip(table.defect, table.level)]
     return per, table
+
+
+def paper_rows(table):
+    """The rows of a robustness table at the paper's levels (pristine included), without the range past them."""
+    return table[~table["beyond_paper"]] if "beyond_paper" in table.columns else table
+
+
+def breaking_points(table, threshold: float = BROKEN) -> dict:
+    """{defect: the lowest level at which the CNN's accuracy is below ``threshold``, or None where it never is}."""
+    out = {}
+    for defect in ("vacancies", "displacements"):
+        t = table[(table.defect == defect) & (table.cnn < threshold)]
+        out[defect] = float(t.level.min()) if len(t) else None
+    return out
 
 
 def level_text(defect: str, level: float) -> str:
@@ -202,7 +229,9 @@ def render_table(table, accuracy: dict, uncertainty: dict, n_header: str = "n") 
     spglib = [c for c in table.columns if c.startswith("spglib_")]
     out = pd.DataFrame({
         "defect": ["pristine" if d == "none" else d for d in table["defect"]],
-        "level": [level_text(d, v) for d, v in zip(table["defect"], table["level"])],
+        "level": [level_text(d, v) + (" (past the paper)" if b else "") for d, v, b in
+                  zip(table["defect"], table["level"],
+                      table["beyond_paper"] if "beyond_paper" in table.columns else [False] * len(table))],
         n_header: table["n"].astype(int).astype(str),
         **{header: table[column].map(percent) for column, header in accuracy.items()},
         "n (spglib)": table["n_spglib"].astype(int).astype(str),
@@ -239,6 +268,7 @@ def robustness_sentences(robustness) -> list:
     from .config import percent
 
     spglib = [c for c in robustness.columns if c.startswith("spglib_")]
+    full, robustness = robustness, paper_rows(robustness)
     out = []
     for defect in ("vacancies", "displacements"):
         t = robustness[robustness.defect == defect]
@@ -257,4 +287,17 @@ def robustness_sentences(robustness) -> list:
                           for r in defective[defective.cnn < 0.99].itertuples())
         out.append(f"the paper's claim, the CNN near 100 % under defects: {len(near)} of the {len(defective)} defect "
                    f"levels at 99 % or more" + (f"; below: {below}." if below else "."))
+    beyond = full[full["beyond_paper"].astype(bool)] if "beyond_paper" in full.columns else full.iloc[:0]
+    if len(beyond):
+        broken = breaking_points(full)
+        for defect in ("vacancies", "displacements"):
+            t = beyond[beyond.defect == defect]
+            if t.empty:
+                continue
+            where = ", ".join(f"{level_text(defect, r.level)} {percent(r.cnn)}" for r in t.itertuples())
+            first = broken[defect]
+            out.append(f"past the paper's levels, {defect} (the CNN alone; spglib already fails at the paper's first "
+                       f"level): {where}; " + (f"the CNN first falls below {BROKEN:.0%} at {level_text(defect, first)}."
+                                              if first is not None else
+                                              f"the CNN stays at {BROKEN:.0%} or more at every level tried."))
     return out

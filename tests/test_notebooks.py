@@ -19,7 +19,8 @@ SMALL = {
     "01_data_generation": DATA,
     "02_diffraction_fingerprints": DATA,
     "03_cnn_training": {**DATA, "epochs": 5, "batch_size": 16, "n_robust_per_class": 2, "n_spglib_per_class": 2,
-                        "vacancy_levels": [0.05, 0.25], "displacement_levels": [0.02], "mc_samples": 10},
+                        "vacancy_levels": [0.05, 0.25], "displacement_levels": [0.02], "mc_samples": 10,
+                        "beyond_vacancy_levels": [0.9], "beyond_displacement_levels": [0.16]},
     "04_attentive_response_maps": {**DATA, "top_k": 2, "n_template_per_class": 3},
     "05_dimensionality_reduction_clustering": {**DATA, "ae_epochs": 2, "n_components": 20, "conv_latent": 8},
     "06_report_figures": DATA,
@@ -289,9 +290,13 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
                                         "wrong": wrong_held_out + per_level}
     assert (root / "figures" / "03_misclassified.png").exists()
 
-    table = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
+    full = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
     n_levels = 1 + len(small["vacancy_levels"]) + len(small["displacement_levels"])
-    assert len(table) == n_levels and set(table["n"]) == {7 * small["n_robust_per_class"]}
+    n_beyond = len(small["beyond_vacancy_levels"]) + len(small["beyond_displacement_levels"])
+    assert len(full) == n_levels + n_beyond and set(full["n"]) == {7 * small["n_robust_per_class"]}
+    assert full["beyond_paper"].sum() == n_beyond and (full[full.beyond_paper]["n_spglib"] == 0).all()
+    assert full[full.beyond_paper]["spglib_0.1"].isna().all()  # spglib is not run past the paper's levels
+    table = full[~full.beyond_paper]
     assert table["defect"].tolist()[0] == "none"
     pristine, vac = table.iloc[0], table[table["defect"] == "vacancies"]
     # spglib names every pristine held-out parent and no crystal with vacancies (docs/science.md)
@@ -299,7 +304,7 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     assert (vac["spglib_0.001"] == 0.0).all() and (vac["spglib_0.1"] == 0.0).all()
     # the CNN keeps naming defective crystals better than chance at every level, where spglib names none
     assert (table["cnn"] >= above_chance(7 * small["n_robust_per_class"])).all(), table
-    pd.testing.assert_frame_equal(table, pd.DataFrame(results["robustness"]), check_dtype=False)
+    pd.testing.assert_frame_equal(full, pd.DataFrame(results["robustness"]), check_dtype=False)
     assert re.search(r"^\| pristine +\|", (root / "figures" / "tables" / "03_robustness.md").read_text(), re.M)
     for name in ("test_pristine", "test_vacancies", "test_displacements"):
         cm = pd.read_csv(root / "figures" / "tables" / f"03_confusion_{name}.csv").set_index("true").to_numpy()

@@ -88,3 +88,25 @@ def test_runs_round_trip_through_data(held_out, tmp_path, monkeypatch):
     assert back["seed"] == 3 and back["symprecs"] == runs["symprecs"]
     assert np.array_equal(back["X"], runs["X"]) and np.array_equal(back["defect"], runs["defect"])
     assert robustness.load_runs({"data_seed": 6}) is None  # made from other data: not reused
+
+
+def test_levels_past_the_paper_come_last_and_keep_every_paper_levels_place():
+    paper = robustness.defect_levels([0.1, 0.2], [0.02])
+    extended = robustness.defect_levels([0.1, 0.2], [0.02], [0.9], [0.16])
+    assert extended[:len(paper)] == paper and extended[len(paper):] == [("vacancies", 0.9), ("displacements", 0.16)]
+
+
+def test_spglib_runs_only_at_the_levels_asked_and_the_range_is_scored_apart(held_out):
+    levels = robustness.defect_levels([0.25], [], [0.9], [])
+    runs = robustness.run_defects(held_out, levels, n_per_class=1, seed=0, n_jobs=1, progress=False,
+                                  spglib_levels=levels[:2])
+    at_90 = runs["level"] == 0.9
+    assert np.all(runs["spglib"][at_90] == -1) and np.all(runs["spglib"][~at_90] >= 0)
+    predicted = np.where(at_90, (runs["label"] + 1) % 7, runs["label"])  # right except past the paper
+    per, table = robustness.score(runs, predicted, beyond_levels=[("vacancies", 0.9)])
+    assert table["beyond_paper"].tolist() == [False, False, True] and table["n_spglib"].tolist() == [7, 7, 0]
+    assert robustness.breaking_points(table) == {"vacancies": 0.9, "displacements": None}
+    assert len(robustness.paper_rows(table)) == 2
+    text = " ".join(robustness.robustness_sentences(table))
+    assert "7 of the 1 defect" not in text and "1 of the 1 defect levels at 99 % or more" in text
+    assert "first falls below 90% at 90 % of atoms" in text
