@@ -67,3 +67,35 @@ def test_a_mixed_page_is_not_published(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="make run"):
         results.publish(readme=readme, docs=tmp_path / "results.md")
     assert "old" in readme.read_text() and not (tmp_path / "results.md").exists()
+
+
+def test_start_page_times_come_from_the_run_and_the_avx2_benchmark():
+    bench = {"runs": {"avx2": {"notebooks": [{"notebook": "01_data_generation.ipynb", "seconds": 90.0}]}}}
+    table = results.times_table(found(bench_series=bench))
+    assert "| 01_data_generation | 1.0 | 1.5 |" in table and "a CPU" in table and "AVX2" in table
+    assert "| 01_data_generation | 1.0 |" in results.times_table(found())  # no benchmark: one column
+    assert "no whole run" in results.times_table(found(timings={**TIMINGS, "complete": False}))
+
+
+def test_fill_replaces_only_between_the_markers(tmp_path):
+    page = tmp_path / "start.md"
+    page.write_text(f"intro\n{results.TIMES_START}\nold\n{results.TIMES_END}\nafter\n")
+    results.fill(page, results.TIMES_START, results.TIMES_END, "new table")
+    assert page.read_text() == f"intro\n{results.TIMES_START}\nnew table\n{results.TIMES_END}\nafter\n"
+    with pytest.raises(ValueError, match="no <!-- results:start -->"):
+        results.fill(page, results.START, results.END, "x")
+
+
+def test_headline_keeps_the_paper_levels_apart_from_the_range_past_them():
+    rows = [{"defect": "none", "level": 0.0, "cnn": 1.0, "spglib_0.001": 1.0, "spglib_0.1": 1.0},
+            {"defect": "vacancies", "level": 0.5, "cnn": 1.0, "spglib_0.001": 0.0, "spglib_0.1": 0.0},
+            {"defect": "vacancies", "level": 0.95, "cnn": 0.4, "spglib_0.001": float("nan"),
+             "spglib_0.1": float("nan"), "beyond_paper": True},
+            {"defect": "displacements", "level": 0.2, "cnn": 0.95, "spglib_0.001": float("nan"),
+             "spglib_0.1": float("nan"), "beyond_paper": True}]
+    cnn = {"accuracy": {k: 1.0 for k in ("test_pristine", "test_vacancies", "test_displacements")},
+           "n": {"test_pristine": 1400}, "params": DATA, "robustness": rows}
+    text = results.headline({**found(), "cnn": cnn, "clustering": None, "any": None})
+    assert "lowest accuracy over 1 defect levels, CNN / spglib symprec 0.001 Å / spglib symprec 0.1 Å | " \
+           "100.00 % / 0.00 % / 0.00 %" in text
+    assert "vacancies: 95 % of atoms (40.00 %); displacements: not up to σ = 20 % of NN" in text
