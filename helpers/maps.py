@@ -1,16 +1,21 @@
-"""Looking into the trained network (notebook 04): layer activations and the paper's attentive
-response maps.
+"""Looking into the trained network (notebook 04): layer activations and attentive response maps.
 
-The paper back-projects the strongest activations of a convolutional layer to the input, in the
-spirit of a deconvnet (Zeiler & Fergus 2014) with the rules the paper states: going back layer by
-layer, each convolution is undone by the transposed convolution with its trained kernel (biases left
-out), its ReLU by the switches of the forward pass (only where the forward activation was positive
-does the signal pass; Zeiler & Fergus instead apply a ReLU to the backward signal), and each max-pool
-by nearest-neighbour up-sampling (not by the max locations), and the input standardisation of a
-model trained with it by its adjoint (division by each pixel's spread). With the switches fixed, this is the
-exact adjoint of the network up to that layer with its max-pools read as 2 x 2 sums. The result is an image of the input's shape that shows which
-pixels, i.e. which diffraction peaks, drive those filters. Summed over the top filters of the last
-convolution and averaged over the samples of a class, it gives the class template.
+An attentive response map shows which input pixels, i.e. which diffraction peaks, drive a filter: the strongest
+activations of a convolutional layer are taken back, layer by layer, to the input. Three sets of rules are here
+(``METHODS``), all with biases left out, the input standardisation of a model trained with it undone by its adjoint
+(division by each pixel's spread), and the result kept on the detector's ring (the only pixels a fingerprint has):
+
+* ``"paper"``: the rules the paper states, in the spirit of a deconvnet (Zeiler & Fergus 2014): each convolution
+  undone by the transposed convolution with its trained kernel, its ReLU by the switches of the forward pass (only
+  where the forward activation was positive does the signal pass), each max-pool by nearest-neighbour up-sampling.
+* ``"gradient"``: the exact gradient of half the squared activation map with respect to the input: as ``"paper"``,
+  but each max-pool undone by its max locations (the signal goes back to the pixel that won the pool).
+* ``"guided"`` (guided back-propagation, Springenberg et al. 2015): as ``"gradient"``, and at every ReLU only the
+  positive part of the backward signal passes too (the deconvnet's rule and the gradient's together), so that only
+  what raises the activation is kept.
+
+Summed over the top filters of the last convolution and averaged over the samples of a class, a map gives the class
+template. Notebook 04 measures for each set of rules how much of the maps' weight lies on the input's peaks.
 
 Plain Keras 3 operations (``keras.ops``): any backend.
 """
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fingerprint import SHAPE
+from .fingerprint import SHAPE, ring_mask
 from .models import check_fingerprints, keras_module
+
+METHODS = ("guided", "gradient", "paper")
 
 
 def conv_layer_names(model) -> list:
@@ -92,15 +99,30 @@ def transposed_conv(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(out)
 
 
+def unpool_at_max(signal: np.ndarray, before: np.ndarray, size: tuple = (2, 2)) -> np.ndarray:
+    """Undo a max-pool by its max locations: each value of ``signal`` (n, h, w, c) goes back to the pixel of its
+    pool window that held the maximum of ``before`` (n, h * size[0], w * size[1], c), the pool's input (the first such
+    pixel on a tie); the rest of the window gets 0. The adjoint of the pool at ``before``."""
+    n, h, w, c = signal.shape
+    ph, pw = size
+    windows = before[:, :h * ph, :w * pw].reshape(n, h, ph, w, pw, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h, w, c, -1)
+    winner = windows.argmax(axis=-1)
+    out = np.zeros((n, h, w, c, ph * pw), signal.dtype)
+    np.put_along_axis(out, winner[..., None], signal[..., None], axis=-1)
+    return out.reshape(n, h, w, c, ph, pw).transpose(0, 1, 4, 2, 5, 3).reshape(n, h * ph, w * pw, c)
+
+
 def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4,
-                 batch_size: int = 64) -> dict:
+                 batch_size: int = 64, method: str = "guided") -> dict:
     """Attentive response maps: for every input, the ``top_k`` filters of ``layer_name`` with the
     strongest activation, each filter's activation map (all other filters zeroed) taken back to
-    the input.
+    the input by the rules ``method`` (module docstring: "guided", "gradient" or "paper"), on the detector's ring.
 
     Returns ``maps`` (n, top_k, 64, 64, 3), ``filters`` (n, top_k) and ``strength`` (n, top_k), the
     maximum activation of each chosen filter.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     X = _check_inputs(X)
     chain = _chain(model, layer_name)
     convs = [layer.name for layer in chain if type(layer).__name__ == "Conv2D"]
@@ -110,6 +132,7 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
     kernels = {layer.name: np.asarray(layer.get_weights()[0]) for layer in chain if type(layer).__name__ == "Conv2D"}
     adjoints = {layer.name: _standardisation_adjoint(layer) for layer in chain
                 if type(layer).__name__ == "Normalization"}
+    ring = ring_mask()[None, None, :, :, None].astype(np.float32)
     maps = np.empty((len(X), top_k, *SHAPE), np.float32)
     filters = np.empty((len(X), top_k), np.int64)
     strength = np.empty((len(X), top_k), np.float32)
@@ -128,26 +151,33 @@ def back_project(model, X: np.ndarray, layer_name: str = "conv6", top_k: int = 4
         for j in range(top_k):
             signal[np.arange(b), j, :, :, chosen[:, j]] = top[np.arange(b), :, :, chosen[:, j]]
         signal = signal.reshape(b * top_k, *top.shape[1:])
-        for layer in reversed(chain):
-            if type(layer).__name__ == "Conv2D":
+        for i in reversed(range(len(chain))):
+            layer = chain[i]
+            kind = type(layer).__name__
+            if kind == "Conv2D":
                 switches = np.repeat(acts[layer.name] > 0, top_k, axis=0)
+                if method == "guided":
+                    signal = np.maximum(signal, 0.0)
                 signal = transposed_conv(signal * switches, kernels[layer.name])
-            elif type(layer).__name__ == "Normalization":  # the input standardisation: its adjoint
+            elif kind == "Normalization":  # the input standardisation: its adjoint
                 signal = signal * adjoints[layer.name]
-            else:  # un-pooling by nearest-neighbour up-sampling
+            elif method == "paper":  # un-pooling by nearest-neighbour up-sampling
                 p = layer.pool_size
                 signal = np.repeat(np.repeat(signal, p[0], axis=1), p[1], axis=2)
-        maps[s: s + b] = signal.reshape(b, top_k, *SHAPE)
+            else:  # un-pooling at the max locations of the pool's input, the convolution before it
+                before = np.repeat(acts[chain[i - 1].name], top_k, axis=0)
+                signal = unpool_at_max(signal, before, tuple(layer.pool_size))
+        maps[s: s + b] = signal.reshape(b, top_k, *SHAPE) * ring
     return {"maps": maps, "filters": filters, "strength": strength}
 
 
 def class_templates(model, X: np.ndarray, y: np.ndarray, n_classes: int, layer_name: str = "conv6",
-                    top_k: int = 4) -> np.ndarray:
+                    top_k: int = 4, method: str = "guided") -> np.ndarray:
     """Per class, the back-projections of the top ``top_k`` filters of ``layer_name`` summed over
     the filters and averaged over the class's samples: (n_classes, 64, 64, 3), NaN for a class
     without samples."""
     y = np.asarray(y)
-    maps = back_project(model, X, layer_name, top_k)["maps"].sum(axis=1)
+    maps = back_project(model, X, layer_name, top_k, method=method)["maps"].sum(axis=1)
     out = np.full((n_classes, *SHAPE), np.nan, np.float32)
     for c in range(n_classes):
         if np.any(y == c):

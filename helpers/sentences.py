@@ -17,13 +17,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def peak_share(layer: str, shares, even: float) -> str:
+def peak_share(layer: str, shares, even) -> str:
     """Where a layer's back-projected maps put their positive weight: ``shares`` are the shares on the input's peak
-    pixels of its top filters' maps, ``even`` the share those pixels have of the ring (an even spread)."""
-    mean = float(np.mean(shares))
-    lowest = float(np.min(shares))
-    ratio, low_ratio = mean / even, lowest / even
-    where = f"{_pct(mean)} of its weight on the peaks, {ratio:.1f} × an even spread ({_pct(even)})"
+    pixels of its top filters' maps, ``even`` the share those pixels have of the ring (what an even spread puts on
+    them): one number, or one per share (each map's own input)."""
+    shares = np.asarray(shares, float)
+    even = np.broadcast_to(np.asarray(even, float), shares.shape)
+    mean, ratios = float(shares.mean()), shares / even
+    ratio, low_ratio = float(ratios.mean()), float(ratios.min())
+    where = (f"{_pct(mean)} of its weight on the peaks, {ratio:.1f} × an even spread ({_pct(float(even.mean()))}"
+             + (" on average)" if np.ptp(even) > 0 else ")"))
     if mean > 0.5:
         verdict = f"puts most of its weight on the peaks: {where}"
     elif ratio >= PEAK_FACTOR:

@@ -1,4 +1,4 @@
-"""Layer activations and the deconvnet back-projection of notebook 04."""
+"""Layer activations and the back-projections (attentive response maps) of notebook 04."""
 import keras
 import numpy as np
 import pytest
@@ -65,7 +65,10 @@ def test_first_layer_back_projection_is_the_kernel_adjoint(model, X):
     signal = np.zeros_like(a)
     signal[..., f] = a[..., f]
     W = model.get_layer("conv1").get_weights()[0]
+    from helpers.fingerprint import ring_mask
+
     probe = np.random.default_rng(2).normal(size=X[:1].shape).astype(np.float32)
+    probe *= ring_mask()[None, :, :, None]  # the map is kept on the ring: the adjoint there
     lhs = np.sum(out["maps"][0, 0] * probe[0])
     rhs = np.sum(keras.ops.convert_to_numpy(keras.ops.conv(probe, W, padding="same")) * signal)
     assert lhs == pytest.approx(rhs, rel=1e-3)
@@ -117,3 +120,43 @@ def test_to_image():
     m = np.array([[-2.0, 1.0], [4.0, 0.0]])
     assert np.allclose(maps.to_image(m), [[0, 0.25], [1, 0]])
     assert np.all(maps.to_image(-np.ones((2, 2))) == 0)
+
+
+def test_gradient_rules_give_the_true_gradient(model, X):
+    """method="gradient" is the gradient of half the chosen filter's squared activation map with respect to the
+    input (computed here by TensorFlow's automatic differentiation), on the ring: the max-pool switches are right."""
+    import tensorflow as tf
+
+    from helpers.fingerprint import ring_mask
+
+    for layer in ("conv3", "conv6"):
+        out = maps.back_project(model, X[:1], layer, top_k=1, method="gradient")
+        f = int(out["filters"][0, 0])
+        sub = keras.Model(model.inputs[0], model.get_layer(layer).output)
+        x = tf.constant(X[:1])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            a = sub(x, training=False)[..., f]
+            half_square = 0.5 * tf.reduce_sum(a * a)
+        grad = tape.gradient(half_square, x).numpy()[0] * ring_mask()[:, :, None]
+        scale = np.abs(grad).max()
+        assert scale > 0 and np.abs(out["maps"][0, 0] - grad).max() < 1e-3 * scale, layer
+
+
+def test_unpooling_at_the_max_puts_each_value_where_the_pool_took_it():
+    before = np.zeros((1, 4, 4, 1), np.float32)
+    before[0, 1, 0, 0], before[0, 2, 3, 0] = 5.0, 7.0  # the maxima of two of the four windows
+    signal = np.arange(1, 5, dtype=np.float32).reshape(1, 2, 2, 1)
+    out = maps.unpool_at_max(signal, before)[0, :, :, 0]
+    assert out[1, 0] == 1.0 and out[2, 3] == 4.0 and out[0, 2] == 2.0 and out[2, 0] == 3.0  # ties: first pixel
+    assert out.sum() == signal.sum() and np.count_nonzero(out) == 4
+
+
+def test_maps_stay_on_the_ring_and_unknown_rules_are_refused(model, X):
+    from helpers.fingerprint import ring_mask
+
+    for method in maps.METHODS:
+        m = maps.back_project(model, X[:1], "conv6", top_k=2, method=method)["maps"]
+        assert np.all(m[0][:, ~ring_mask()] == 0) and np.abs(m).max() > 0
+    with pytest.raises(ValueError, match="guided"):
+        maps.back_project(model, X, "conv6", method="deconv")

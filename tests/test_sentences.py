@@ -40,3 +40,8 @@ def test_tables_identical_only_when_every_cell_is_equal():
     b = a.copy()
     b[0, 0], b[0, 1] = 19, 1
     assert "differ in 2 of 49 cells" in sentences.tables_identical(a, b, 1.0, 0.99)
+
+
+def test_peak_share_with_one_even_share_per_map():
+    text = sentences.peak_share("conv3", [0.1, 0.1], [0.02, 0.05])  # 5 x and 2 x: mean 3.5 x, lowest 2.0 x
+    assert "3.5 ×" in text and "lowest is at 2.0 ×" in text and "on average" in text
