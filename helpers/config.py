@@ -57,7 +57,11 @@ def write_text(path: Path, text: str) -> Path:
 
 def percent(v) -> str:
     """A fraction as a percentage with two decimals ("99.86 %"); "—" for None or NaN (not measured)."""
-    return "—" if v is None or v != v else f"{100 * float(v):.2f} %"
+    try:
+        missing = v is None or bool(v != v)
+    except TypeError:  # pandas' NA, which has no truth value
+        missing = True
+    return "—" if missing else f"{100 * float(v):.2f} %"
 
 
 def markdown_table(table, float_format: str = ".4f") -> str:

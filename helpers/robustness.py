@@ -193,6 +193,8 @@ def score(runs: dict, predicted: np.ndarray, entropy: np.ndarray | None = None,
              .sort_values(["defect", "level"], key=lambda s: s.map(order) if s.name == "defect" else s,
                           kind="stable")
              .reset_index(drop=True))
+    for s in runs["symprecs"]:  # plain floats: NaN where spglib was not run at a level (past the paper's)
+        table[f"spglib_{s:g}"] = table[f"spglib_{s:g}"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     beyond = {(str(d), round(float(v), 9)) for d, v in beyond_levels}
     table["beyond_paper"] = [(d, round(float(v), 9)) in beyond for d, v in zip(table.defect, table.level)]
     return per, table

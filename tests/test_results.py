@@ -99,3 +99,12 @@ def test_headline_keeps_the_paper_levels_apart_from_the_range_past_them():
     assert "lowest accuracy over 1 defect levels, CNN / spglib symprec 0.001 Å / spglib symprec 0.1 Å | " \
            "100.00 % / 0.00 % / 0.00 %" in text
     assert "vacancies: 95 % of atoms (40.00 %); displacements: not up to σ = 20 % of NN" in text
+
+
+def test_percent_says_not_measured_for_none_nan_and_pandas_na():
+    import pandas as pd
+
+    from helpers import config
+
+    assert config.percent(None) == config.percent(float("nan")) == config.percent(pd.NA) == "—"
+    assert config.percent(0.9986) == "99.86 %"

@@ -105,6 +105,8 @@ def test_spglib_runs_only_at_the_levels_asked_and_the_range_is_scored_apart(held
     predicted = np.where(at_90, (runs["label"] + 1) % 7, runs["label"])  # right except past the paper
     per, table = robustness.score(runs, predicted, beyond_levels=[("vacancies", 0.9)])
     assert table["beyond_paper"].tolist() == [False, False, True] and table["n_spglib"].tolist() == [7, 7, 0]
+    assert np.isnan(table["spglib_0.1"].iloc[2]) and table["spglib_0.1"].dtype == float  # not run: NaN
+    assert "| 90 % of atoms (past the paper) | 7 " in robustness.table_markdown(table)
     assert robustness.breaking_points(table) == {"vacancies": 0.9, "displacements": None}
     assert len(robustness.paper_rows(table)) == 2
     text = " ".join(robustness.robustness_sentences(table))
