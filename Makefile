@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results pretrained test bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test browser book bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -35,8 +35,22 @@ pretrained:
 
 ## test: unit tests and every notebook through papermill with small parameters, in two worker processes that take
 ## whole files (pytest-xdist): the notebook series, about half of the time, runs beside all the other tests
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+## browser: the headless Chromium that the course book's browser test drives, from the system's packages (Debian's
+## chromium; browser builds are never downloaded): installed when missing and this is a root shell with apt-get
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "no Chromium here: install your system's chromium package for the book's browser test"
+
+## book: the course book (executed series, start page, glossary, science, solutions, results, REPORT.md) as a static
+## site in book/ from the last make run, checked page by page in headless Chromium; screenshots of the start page
+## and of 03 in figures/book_start.png and figures/book_03.png
+book: $(STAMP) browser
+	$(BIN)/python -m helpers.book
 
 ## bench: fingerprint speed against the complex128 reference, and the neighbour search of the scale (k-d trees
 ## against the all-pairs scan at 1k, 10k and 100k atoms), each measured in the same run, with this CPU's
