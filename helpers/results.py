@@ -296,11 +296,13 @@ def times_table(found: dict) -> str:
     if not timings.get("notebooks") or not timings.get("complete", True):
         return "(no whole run of the series yet: run `make run`, then `make results`)"
     bench = (found.get("bench_series") or {}).get("runs") or {}
-    avx2 = {r["notebook"]: r["seconds"] for r in (bench.get("avx2") or {}).get("notebooks", [])}
+    held = bench.get("avx2") or {}
+    avx2 = {r["notebook"]: r["seconds"] for r in held.get("notebooks", [])}
     head = f"| notebook | minutes, {machine_text(timings.get('machine') or {}, timings.get('isa', 'native'))} |"
     rule = "|---|---|"
     if avx2:
-        head += f" minutes, the same CPU held to {ISA_TEXT.get('avx2', 'AVX2')} |"
+        head += (f" minutes, the same CPU held to {ISA_TEXT.get('avx2', 'AVX2')} (its own default-size run, "
+                 f"`make bench-series`, finished {held.get('finished', '?')}) |")
         rule += "---|"
     rows = [head, rule]
     for r in timings["notebooks"]:

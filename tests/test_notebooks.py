@@ -595,7 +595,10 @@ def test_the_series_wrote_its_results_page_from_the_run(executed):
     assert f"{100 * best:.2f} %" in page
     readme = root / "README.md"
     readme.write_text(f"# title\n\n{results.START}\nold\n{results.END}\n\nrest\n")
-    results.publish(readme=readme, docs=root / "results.md")
+    start = root / "start.md"
+    start.write_text(f"times\n{results.TIMES_START}\nold\n{results.TIMES_END}\n")
+    results.publish(readme=readme, docs=root / "results.md", start=start)
+    assert "| 01_data_generation |" in start.read_text() and "old" not in start.read_text()
     text = readme.read_text()
     assert "old" not in text and text.endswith("rest\n") and timings["finished"] in text
     assert f"{100 * cnn['accuracy']['test_pristine']:.2f} %" in text

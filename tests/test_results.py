@@ -65,7 +65,7 @@ def test_a_mixed_page_is_not_published(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(f"{results.START}\nold\n{results.END}\n")
     with pytest.raises(ValueError, match="make run"):
-        results.publish(readme=readme, docs=tmp_path / "results.md")
+        results.publish(readme=readme, docs=tmp_path / "results.md", start=tmp_path / "start.md")
     assert "old" in readme.read_text() and not (tmp_path / "results.md").exists()
 
 
