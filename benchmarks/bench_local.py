@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -101,10 +100,9 @@ def main(argv=None) -> int:
     parser.add_argument("--atoms", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--isa", choices=list(machine.ISA_PROFILES), default="native")
     args = parser.parse_args(argv)
-    if args.isa != "native" and machine.isa_profile() != args.isa:  # the limits must be set before numba starts
-        env = {**os.environ, **machine.ISA_PROFILES[args.isa]}
-        return subprocess.run([sys.executable, __file__, "--isa", args.isa, "--atoms", *map(str, args.atoms)],
-                              env=env).returncode
+    code = machine.rerun_under(args.isa, __file__, sys.argv[1:] if argv is None else argv)
+    if code is not None:
+        return code
     result = measure(args.atoms)
     stem = f"bench_local_{args.isa}"
     config.write_text(RESULTS / f"{stem}.json", json.dumps(result, indent=1))

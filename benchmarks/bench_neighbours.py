@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,9 +88,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--isa", choices=list(machine.ISA_PROFILES), default="native")
     args = parser.parse_args(argv)
-    if args.isa != "native" and machine.isa_profile() != args.isa:  # the limits must be set before numba starts
-        env = {**os.environ, **machine.ISA_PROFILES[args.isa]}
-        return subprocess.run([sys.executable, __file__, "--isa", args.isa], env=env).returncode
+    code = machine.rerun_under(args.isa, __file__, sys.argv[1:] if argv is None else argv)
+    if code is not None:
+        return code
     result = measure()
     config.write_text(RESULTS / f"bench_neighbours_{args.isa}.json", json.dumps(result, indent=1))
     text = markdown(result)

@@ -148,12 +148,17 @@ def build(executed: Path | None = None, out: Path | None = None, figures: Path |
     return out / "index.html"
 
 
+def find_chromium() -> str | None:
+    """The path of a Chromium on this machine, or None."""
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                 "google-chrome-stable"))), None)
+
+
 def chromium() -> str:
     """The path of a Chromium the browser check can drive; a clear error naming the fix when there is none."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
+    path = find_chromium()
+    if path:
+        return path
     raise FileNotFoundError("no Chromium on this machine: install it from the system's packages "
                             "(Debian/Ubuntu: `apt-get install chromium`); browser builds are not downloaded")
 

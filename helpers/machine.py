@@ -82,6 +82,20 @@ def isa_profile() -> str:
     return "native" if not limit else f"ONEDNN_MAX_CPU_ISA={limit}"
 
 
+def rerun_under(isa: str, script: str, argv: list) -> int | None:
+    """Run ``script`` with ``argv`` again in a new process held to ``ISA_PROFILES[isa]`` and return its exit code,
+    when this process does not already run under ``isa``; None when it does ("native" included), so the caller
+    measures here. The limits are environment variables, read once when numba, numpy and oneDNN start, so a
+    process cannot lower its own."""
+    if isa == "native" or isa_profile() == isa:
+        return None
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(script), *map(str, argv)],
+                          env={**os.environ, **ISA_PROFILES[isa]}).returncode
+
+
 def native_bfloat16() -> bool:
     """True where the CPU multiplies bfloat16 natively (``avx512_bf16`` or ``amx_bf16``) and oneDNN is allowed to use
     it (``ONEDNN_MAX_CPU_ISA`` unset or at least AVX512_CORE_BF16)."""

@@ -176,12 +176,18 @@ def class_templates(model, X: np.ndarray, y: np.ndarray, n_classes: int, layer_n
     """Per class, the back-projections of the top ``top_k`` filters of ``layer_name`` summed over
     the filters and averaged over the class's samples: (n_classes, 64, 64, 3), NaN for a class
     without samples."""
+    return templates_from(back_project(model, X, layer_name, top_k, method=method)["maps"], y, n_classes)
+
+
+def templates_from(maps: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class templates from :func:`back_project`'s ``maps`` (n, top_k, 64, 64, 3) of inputs of classes ``y``: summed
+    over the filters, averaged over each class's inputs; NaN for a class without inputs."""
     y = np.asarray(y)
-    maps = back_project(model, X, layer_name, top_k, method=method)["maps"].sum(axis=1)
+    summed = np.asarray(maps).sum(axis=1)
     out = np.full((n_classes, *SHAPE), np.nan, np.float32)
     for c in range(n_classes):
         if np.any(y == c):
-            out[c] = maps[y == c].mean(axis=0)
+            out[c] = summed[y == c].mean(axis=0)
     return out
 
 

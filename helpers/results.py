@@ -137,17 +137,19 @@ def headline(found: dict) -> str:
                          " / ".join([config.percent(min(r["cnn"] for r in defective))]
                                     + [config.percent(min(r[k] for r in defective)) for k in spglib])))
         if beyond:
-            from .robustness import BROKEN, level_text
+            import pandas as pd
 
+            from .robustness import BROKEN, breaking_points, level_text
+
+            table = pd.DataFrame(cnn["robustness"])
             parts = []
-            for defect in ("vacancies", "displacements"):
-                rows_d = sorted((r for r in cnn["robustness"] if r["defect"] == defect), key=lambda r: r["level"])
-                if not any(r.get("beyond_paper", False) for r in rows_d):
+            for defect, first in breaking_points(table).items():
+                t = table[table.defect == defect]
+                if not any(r.get("beyond_paper", False) for r in cnn["robustness"] if r["defect"] == defect):
                     continue
-                broken = [r for r in rows_d if r["cnn"] < BROKEN]
-                parts.append(f"{defect}: " + (f"{level_text(defect, broken[0]['level'])} "
-                                              f"({config.percent(broken[0]['cnn'])})" if broken else
-                                              f"not up to {level_text(defect, rows_d[-1]['level'])}"))
+                parts.append(f"{defect}: " + (f"{level_text(defect, first)} "
+                                              f"({config.percent(float(t[t.level == first].cnn.iloc[0]))})"
+                                              if first is not None else f"not up to {level_text(defect, t.level.max())}"))
             rows.append((f"Past the paper's levels (03): where the CNN first falls below {BROKEN:.0%}",
                          "; ".join(parts)))
     if unsup:

@@ -2,7 +2,6 @@
 finds each kind of fault when it is planted (so a clean report means something)."""
 import json
 import os
-import shutil
 
 import pytest
 
@@ -29,8 +28,8 @@ def test_source_notebooks_or_a_partial_run_are_refused(tmp_path):
         book.build(tmp_path, tmp_path / "site")
 
 
-@pytest.mark.skipif(not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))
-                    and not os.environ.get("CI"), reason="no Chromium here (the system's chromium package)")
+@pytest.mark.skipif(book.find_chromium() is None and not os.environ.get("CI"),
+                    reason="no Chromium here (the system's chromium package)")
 def test_the_browser_check_finds_each_planted_fault(tmp_path):
     site = tmp_path / "site"
     (site / "docs").mkdir(parents=True)
