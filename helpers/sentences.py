@@ -88,3 +88,35 @@ def tables_identical(pristine, vacancies, accuracy_pristine: float, accuracy_vac
                 "mistake on either set would make them differ.")
     return (f"In this run Tables 3 and 4 differ in {differ} of {a.size} cells ({_pct(accuracy_pristine)} against "
             f"{_pct(accuracy_vacancies)} right): each is computed from its own file.")
+
+
+#: The share of interior crystal atoms that the uncertainty flag may mark (notebook 08's target for the flag).
+FALSE_ALARMS = 0.05
+
+
+def interior_false_alarms(rows, hottest_rms: float, hottest: str, limit: float = FALSE_ALARMS) -> str:
+    """Notebook 08's flag on the polycrystals' grain interiors, set against thermal motion. ``rows``: (sample,
+    sigma in % of the NN distance, share of interior atoms flagged), ``hottest_rms``: the rms displacement per
+    coordinate (same unit) of the hottest solid simulated in the same run, named by ``hottest``."""
+    rows = [(s, float(sig), float(f)) for s, sig, f in rows if np.isfinite(f)]
+    within = [r for r in rows if r[1] <= hottest_rms]
+    beyond = [r for r in rows if r[1] > hottest_rms]
+    over = [r for r in within if r[2] > limit]
+    text = (f"The hottest solid simulated here ({hottest}) is displaced by {hottest_rms:.2f} % of the NN distance "
+            "per coordinate. ")
+    if within:
+        worst = max(within, key=lambda r: r[2])
+        if not over:
+            text += (f"In every polycrystal displaced no more than that, at most {_pct(worst[2])} of the interior atoms "
+                     f"are flagged ({worst[0]}, σ = {worst[1]:g} %), within the {_pct(limit)} allowed. ")
+        else:
+            text += ("In polycrystals displaced no more than that, the flag marks more than "
+                     f"{_pct(limit)} of the interior atoms in {len(over)} of {len(within)}: "
+                     + ", ".join(f"{s} at σ = {sig:g} % ({_pct(f)})" for s, sig, f in over)
+                     + ": there it flags crystal that is right, a false alarm. ")
+    if beyond:
+        lo, hi = min(r[2] for r in beyond), max(r[2] for r in beyond)
+        text += (f"The polycrystals at σ = {', '.join(f'{v:g}' for v in sorted({r[1] for r in beyond}))} % are "
+                 f"displaced more than that solid; the flag marks {_pct(lo)} to {_pct(hi)} of their interior atoms: "
+                 "it reports disorder beyond that solid's, not only liquid.")
+    return text.strip()

@@ -45,3 +45,15 @@ def test_tables_identical_only_when_every_cell_is_equal():
 def test_peak_share_with_one_even_share_per_map():
     text = sentences.peak_share("conv3", [0.1, 0.1], [0.02, 0.05])  # 5 x and 2 x: mean 3.5 x, lowest 2.0 x
     assert "3.5 ×" in text and "lowest is at 2.0 ×" in text and "on average" in text
+
+
+def test_interior_false_alarms_names_each_crystal_over_the_limit_within_thermal_motion():
+    rows = [("Cu fcc", 0, 0.0), ("Cu fcc", 6, 0.003), ("Mg hcp", 6, 0.298), ("Cu fcc", 9, 0.28), ("Mg hcp", 12, 1.0)]
+    text = sentences.interior_false_alarms(rows, 7.85, "EMT Al at 0.9 Tm")
+    assert "7.85 %" in text and "EMT Al at 0.9 Tm" in text
+    assert "Mg hcp at σ = 6 % (29.8 %)" in text and "false alarm" in text and "1 of 3" in text
+    assert "σ = 9, 12 %" in text and "28.0 % to 100.0 %" in text
+    ok = sentences.interior_false_alarms(rows[:2] + rows[3:], 7.85, "EMT Al at 0.9 Tm")
+    assert "within the 5.0 % allowed" in ok and "false alarm" not in ok and "at most 0.3 %" in ok
+    # a sample hotter than the hottest solid moves to the other side of the line
+    assert "σ = 6, 9, 12 %" in sentences.interior_false_alarms(rows, 5.0, "EMT Cu at 0.9 Tm")
