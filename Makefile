@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results pretrained test browser book bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test browser book bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify ae-seeds recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -72,6 +72,11 @@ bench-scale: $(STAMP)
 ## hour on 2 cores) -> benchmarks/results/bench_local_native.md
 bench-local: $(STAMP)
 	$(BIN)/python benchmarks/bench_local.py
+
+## ae-seeds: the dense autoencoder's Table 5 row (notebook 05) over five seeds, with the report's ReLU code and with a
+## linear one, on 01's default-size balanced fingerprints (about 12 minutes on 2 cores) -> benchmarks/results/ae_seeds.md
+ae-seeds: $(STAMP)
+	$(BIN)/python benchmarks/ae_seeds.py
 
 ## bench-series: the whole series at its default size, natively and with the CPU held to AVX2 + FMA (oneDNN, numba,
 ## numpy, OpenBLAS), each in its own data folder; seconds per notebook, the ratio to the native run and the slowest

@@ -163,9 +163,10 @@ def normalised_profile(X) -> np.ndarray:
 
 
 # ---- autoencoders -----------------------------------------------------------------------------
-def dense_autoencoder(seed: int | None = None, bottleneck: int = 2):
+def dense_autoencoder(seed: int | None = None, bottleneck: int = 2, code_activation: str = "relu"):
     """Report Table 2: 12288 -> 128 -> 64 -> 2 -> 64 -> 128 -> 12288, ReLU, tanh output (the flattened
-    fingerprint in, the same out). Returns (autoencoder, encoder)."""
+    fingerprint in, the same out). ``code_activation="linear"`` drops the ReLU on the code units only (a unit then
+    cannot switch off for every input). Returns (autoencoder, encoder)."""
     keras = keras_module()
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
@@ -173,7 +174,7 @@ def dense_autoencoder(seed: int | None = None, bottleneck: int = 2):
     inp = keras.Input(shape=(N_INPUTS,), name="fingerprint")
     h = L.Dense(128, activation="relu", name="enc1")(inp)
     h = L.Dense(64, activation="relu", name="enc2")(h)
-    code = L.Dense(bottleneck, activation="relu", name="bottleneck")(h)
+    code = L.Dense(bottleneck, activation=code_activation, name="bottleneck")(h)
     h = L.Dense(64, activation="relu", name="dec1")(code)
     h = L.Dense(128, activation="relu", name="dec2")(h)
     out = L.Dense(N_INPUTS, activation="tanh", name="reconstruction")(h)

@@ -35,6 +35,7 @@ EXERCISES = {
         (1, "How many components?", {"n_components": 10, "ae_epochs": 2}),
         (2, "A wider bottleneck (after editing the cell)", {"ae_epochs": 2}),
         (3, "Powder patterns (reading the contingency table)", None),
+        (4, "The seed and the code", {"seed": 1}),
     ],
     "06_report_figures": [
         (1, "Tables 3 and 4 (reading)", None),
