@@ -484,7 +484,9 @@ def _run_on_dask(positions, owners, numbers, centres, todo, chunk_size, options,
 
     client, cluster, ours = _client(address, n_workers)
     try:
-        shared = client.scatter([positions, owners, numbers], broadcast=True)
+        # hash=False: a key of its own for each map. Hashed keys are the same for the same arrays (two snapshots of
+        # one element share `numbers`), and the previous map's release of that key could cancel this map's chunks
+        shared = client.scatter([positions, owners, numbers], broadcast=True, hash=False)
         in_flight = max(2, 2 * len(client.scheduler_info().get("workers", {})))
         pending = iter(todo)
         futures = as_completed()

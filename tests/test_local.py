@@ -84,6 +84,15 @@ def test_a_map_is_the_same_in_any_chunking_on_dask_and_after_a_resume(turned_cop
     assert np.allclose(resumed.arrays["local_probabilities"], whole.arrays["local_probabilities"], atol=1e-6)
     on_dask = local.structure_map(turned_copper, n_workers=1, chunk_size=7, **kwargs)
     assert np.allclose(on_dask.arrays["local_probabilities"], whole.arrays["local_probabilities"], atol=1e-6)
+    from helpers.batch import _client
+    client, cluster, _ = _client(None, 1)
+    try:  # maps one after another on one client, as 08 does: the same arrays again must not lose their data
+        for _ in range(3):
+            again = local.structure_map(turned_copper, address=client, chunk_size=7, **kwargs)
+            assert np.allclose(again.arrays["local_probabilities"], whole.arrays["local_probabilities"], atol=1e-6)
+    finally:
+        client.close()
+        cluster.close()
     other = turned_copper.copy()
     other.positions[0] += 0.1
     with pytest.raises(FileExistsError, match="overwrite=True"):
