@@ -76,7 +76,8 @@ _STRING, _FLOAT, _INT = "string", "float64", "int64"
 COLUMNS = ([("index", _INT), ("frame", _INT), ("source", _STRING), ("formula", _STRING), ("n_atoms", _INT),
             ("model", _STRING), ("classified_atoms", _INT), ("prepared", _STRING), ("n_orientations", _INT),
             ("predicted_class", _STRING), ("probability", _FLOAT), ("predictive_entropy", _FLOAT),
-            ("mutual_information", _FLOAT)] + [(f"p_{c}", _FLOAT) for c in CLASSES]
+            ("mutual_information", _FLOAT), ("trust_threshold", _FLOAT), ("trusted", "bool"), ("verdict", _STRING)]
+           + [(f"p_{c}", _FLOAT) for c in CLASSES]
            + [("fingerprinted", "bool"), ("key_value_pairs", _STRING), ("error", _STRING)])
 
 

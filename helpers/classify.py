@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from . import models
+from . import models, trust
 from .fingerprint import check_structure
 from .lattice import AlignmentError, standard_block
 from .neighbours import is_periodic
@@ -39,6 +39,12 @@ from .structures import CLASSES, ball_cut, check_orientation
 #: what each model choice is called in the returned table
 MODEL_NAMES = {"paper": "paper protocol (notebook 03)", "any_orientation": "any orientation (notebook 07)",
                "given": "the model passed"}
+#: how ``prepared`` begins when a periodic structure's crystal was not found among its atoms
+NO_LATTICE = "no lattice found"
+#: the ``verdict`` of such a structure (a liquid, an amorphous solid, or a crystal too disordered to find)
+NO_ORDER = "no crystalline order found"
+#: the ``verdict`` of an answer whose mutual information is above its model's calibrated threshold
+UNCERTAIN = "uncertain"
 
 
 def _read(item) -> list:
@@ -169,16 +175,23 @@ def _check_elements(atoms: Atoms, allow_multiple_elements: bool) -> None:
 
 def prepare_any_orientation(atoms: Atoms, target_atoms: int, allow_multiple_elements: bool) -> tuple:
     """For the orientation-free model: a periodic crystal re-cut in its own orientation, anything else (or a
-    crystal whose lattice is not found) as a finite cluster."""
+    periodic structure whose lattice is not found: ``prepared`` then begins with ``NO_LATTICE``) as a finite cluster;
+    a periodic box of fewer than ``target_atoms`` atoms is repeated before the cluster is cut from it."""
     if len(atoms) and is_periodic(atoms):
         try:
             return prepare_for_classification(atoms, target_atoms, allow_multiple_elements, "random")
         except AlignmentError as exc:
-            reason = f"no lattice found ({str(exc).split(';')[0]}); "
+            reason = f"{NO_LATTICE} ({str(exc).split(';')[0]}); "
     else:
         reason = ""
     check_structure(atoms)
     _check_elements(atoms, allow_multiple_elements)
+    if reason and len(atoms) < target_atoms:
+        # a small periodic box: its periodic images are the atoms' real neighbours, so the cluster is cut from
+        # the box repeated until it holds the cluster
+        k = int(np.ceil((1.5 * target_atoms / len(atoms)) ** (1.0 / 3.0)))
+        atoms = atoms.repeat(k)
+        reason += f"the box repeated {k}x{k}x{k}; "
     cluster, how = cluster_block(atoms, target_atoms)
     check_structure(cluster)
     return cluster, reason + how
@@ -224,7 +237,7 @@ class _Models:
 def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_atoms: int | None = None,
              allow_multiple_elements: bool = False, orientation: str | None = None,
              n_orientations: int | None = None, n_jobs: int | None = None, progress: bool = False,
-             pool: str = DEFAULT_POOL):
+             pool: str = DEFAULT_POOL, trust_threshold: float | None = None):
     """Classify ASE ``Atoms`` objects and/or structure files.
 
     Parameters
@@ -254,6 +267,10 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
         Show progress bars.
     pool : {"log", "linear"}
         How the views' answers are combined (:func:`helpers.orientations.combine_views`).
+    trust_threshold : float, optional
+        Mutual information (nats) above which an answer is marked untrusted. Default: the threshold calibrated on
+        held-out crystals and saved with the model that answers (:mod:`helpers.trust`); a passed Keras model has
+        none unless given here.
 
     Returns
     -------
@@ -261,7 +278,16 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
         One row per structure: ``source``, ``formula``, ``model`` (which network answered: ``MODEL_NAMES``),
         ``n_atoms`` (as fingerprinted), ``prepared`` (what was done to it), ``n_orientations``, ``predicted_class``,
         ``probability`` (of that class: each view's mean over the dropout passes, combined over the views),
-        ``predictive_entropy`` and ``mutual_information`` (nats), ``p_<class>`` for every class, and ``error``.
+        ``predictive_entropy`` and ``mutual_information`` (nats), ``trust_threshold`` (the threshold it was held
+        to), ``trusted`` (True, False, or None where the model has no threshold), ``verdict``, ``p_<class>`` for
+        every class, and ``error``.
+
+        ``trusted`` is False when the mutual information is above the threshold, and when a periodic structure's
+        crystal was not found among its atoms (``prepared`` then begins with "no lattice found" and the
+        orientation-free model answered from its atoms as a cluster). ``verdict`` is the predicted class when the
+        answer is trusted (or has no threshold), ``NO_ORDER`` ("no crystalline order found": a liquid, an
+        amorphous solid, or a crystal too disordered for its lattice to be found) for such a periodic structure,
+        and ``UNCERTAIN`` otherwise. A warning counts the answers not trusted.
 
     Raises
     ------
@@ -277,67 +303,106 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
     """
     import pandas as pd
 
+    structures = _as_list(structures)
+    check_pool(pool)
+    trust_threshold = trust.check_threshold(trust_threshold)
+    if n_orientations is not None:
+        n_orientations = check_n_orientations(n_orientations)
+    planner = _Planner(model, orientation, n_orientations, target_atoms, allow_multiple_elements, trust_threshold)
+    rows, ready = _read_and_plan(structures, planner)
+    groups = {}
+    for entry in ready:
+        groups.setdefault((entry[1], entry[4]), []).append(entry)
+    for (key, views), group in groups.items():
+        _answer(group, views, rows, n_mc, seed, n_jobs, progress, pool)
+    _warn(rows, _judge(rows))
+    if all(r.get("error") for r in rows):
+        raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+#: the columns of classify's table, in order
+COLUMNS = (["source", "formula", "model", "n_atoms", "prepared", "n_orientations", "predicted_class", "probability",
+            "predictive_entropy", "mutual_information", "trust_threshold", "trusted", "verdict"]
+           + [f"p_{c}" for c in CLASSES] + ["error"])
+
+
+def _as_list(structures) -> list:
     if isinstance(structures, (Atoms, str, os.PathLike)):
         structures = [structures]
     structures = list(structures)
     if not structures:
         raise ValueError("nothing to classify: pass at least one ase.Atoms or file path")
-    check_pool(pool)
-    if n_orientations is not None:
-        n_orientations = check_n_orientations(n_orientations)
-    saved = _Models()
-    if model is None:
-        model = "auto"
-    if isinstance(model, str):
-        if model != "auto":
-            models.check_kind(model)
-        if orientation is not None:
-            raise ValueError(f"orientation={orientation!r} describes a model you pass; the saved models know their "
-                             "own: leave it out, or pass the Keras model itself")
-        given = None
-    else:
-        given = model
-        orientation = check_orientation(orientation or "standard")
-        if orientation == "standard" and n_orientations not in (None, 1):
-            raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the "
-                             "standard orientation, which turning them would undo: pass n_orientations=1")
+    return structures
 
-    def plan(atoms: Atoms) -> tuple:
-        """(model key, Keras model, structure to fingerprint, note, views) for one structure."""
+
+class _Planner:
+    """For each structure: which network answers, the structure it is shown (re-cut or cut), from how many views,
+    and the threshold of trust its answer is held to (:func:`classify`'s rules)."""
+
+    def __init__(self, model, orientation, n_orientations, target_atoms, allow_multiple_elements, trust_threshold):
+        self.saved = _Models()
+        self.target_atoms, self.allow_multiple_elements = target_atoms, allow_multiple_elements
+        self.n_orientations, self.trust_threshold = n_orientations, trust_threshold
+        if model is None:
+            model = "auto"
+        if isinstance(model, str):
+            if model != "auto":
+                models.check_kind(model)
+            if orientation is not None:
+                raise ValueError(f"orientation={orientation!r} describes a model you pass; the saved models know "
+                                 "their own: leave it out, or pass the Keras model itself")
+            self.model, self.given = model, None
+        else:
+            self.model, self.given = "given", model
+            orientation = check_orientation(orientation or "standard")
+            if orientation == "standard" and n_orientations not in (None, 1):
+                raise ValueError(f"n_orientations={n_orientations!r}, but the model was trained on crystals in the "
+                                 "standard orientation, which turning them would undo: pass n_orientations=1")
+        self.orientation = orientation
+
+    def plan(self, atoms: Atoms) -> tuple:
+        """(model key, Keras model, structure to fingerprint, note, views, trust threshold) for one structure."""
         atoms, found = bulk_or_cluster(atoms)
-        key, net, prepared, how, views = plan_bulk_or_cluster(atoms)
-        return key, net, prepared, found + how, views
+        key, net, prepared, how, views = self._plan_bulk_or_cluster(atoms)
+        threshold = self.trust_threshold
+        if threshold is None and key != "given":
+            threshold = trust.threshold_of(self.saved.get(key)[1])
+        return key, net, prepared, found + how, views, threshold
 
-    def plan_bulk_or_cluster(atoms: Atoms) -> tuple:
+    def _network(self, kind: str) -> tuple:
+        """(Keras model, block size) of a saved model ``kind``."""
+        net, meta = self.saved.get(kind)
+        return net, int(self.target_atoms or meta.get("params", {}).get("target_atoms", 256))
+
+    def _plan_bulk_or_cluster(self, atoms: Atoms) -> tuple:
         if len(atoms) == 0 or not is_periodic(atoms):
             check_structure(atoms)  # an empty or broken cluster is named as such before any model is loaded
-        if given is not None:
-            key, net, trained_on = "given", given, {}
-            kind = "paper" if orientation == "standard" else "any_orientation"
+        if self.given is not None:
+            key, net, size = "given", self.given, int(self.target_atoms or 256)
+            kind = "paper" if self.orientation == "standard" else "any_orientation"
         else:
-            kind = model
+            kind = self.model
             if kind == "auto":
-                kind = "paper"
-                if not (len(atoms) and is_periodic(atoms)):
-                    kind = "any_orientation"
+                kind = "paper" if len(atoms) and is_periodic(atoms) else "any_orientation"
             key = kind
-        if given is None:
-            net, meta = saved.get(kind)
-            trained_on = meta.get("params", {})  # the data parameters save_model recorded
-        size = int(target_atoms or trained_on.get("target_atoms", 256))
+            net, size = self._network(kind)
         if kind == "paper":
             try:
-                prepared, how = prepare_for_classification(atoms, size, allow_multiple_elements, "standard")
+                prepared, how = prepare_for_classification(atoms, size, self.allow_multiple_elements, "standard")
                 return key, net, prepared, how, 1
             except AlignmentError:
-                if model != "auto":
+                if self.model != "auto":
                     raise
-                key = kind = "any_orientation"
-                net, meta = saved.get(kind)
-                size = int(target_atoms or meta.get("params", {}).get("target_atoms", 256))
-        prepared, how = prepare_any_orientation(atoms, size, allow_multiple_elements)
-        return key, net, prepared, how, n_orientations or DEFAULT_ORIENTATIONS
+                key = "any_orientation"
+                net, size = self._network(key)
+        prepared, how = prepare_any_orientation(atoms, size, self.allow_multiple_elements)
+        return key, net, prepared, how, self.n_orientations or DEFAULT_ORIENTATIONS
 
+
+def _read_and_plan(structures: list, planner: _Planner) -> tuple:
+    """(rows, ready): a row per structure read (its error where it cannot be read or prepared), and for each one to
+    answer (row number, model key, Keras model, structure to fingerprint, views)."""
     rows, ready, model_errors = [], [], []
     for item in structures:
         try:
@@ -348,7 +413,7 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
         for source, atoms in frames:
             row = {"source": source, "formula": atoms.get_chemical_formula()}
             try:
-                key, net, prepared, how, views = plan(atoms)
+                key, net, prepared, how, views, threshold = planner.plan(atoms)
             except (FileNotFoundError, models.StaleDataError) as exc:  # a model not trained yet, or stale
                 row["error"] = f"{source}: {exc}"
                 model_errors.append(exc)
@@ -356,27 +421,47 @@ def classify(structures, model="auto", n_mc: int = 50, seed: int = 0, target_ato
                 row["error"] = f"{source}: {exc}"
             else:
                 row.update(model=MODEL_NAMES[key], n_atoms=len(prepared), prepared=how, n_orientations=views,
-                           error=None)
+                           trust_threshold=threshold, error=None)
                 ready.append((len(rows), key, net, prepared, views))
             rows.append(row)
     if not ready:
         if model_errors and len(model_errors) == len(rows):
             raise model_errors[0]
         raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
-    groups = {}
-    for entry in ready:
-        groups.setdefault((entry[1], entry[4]), []).append(entry)
-    for (key, views), group in groups.items():
-        _answer(group, views, rows, n_mc, seed, n_jobs, progress, pool)
+    return rows, ready
+
+
+def _warn(rows: list, untrusted: int) -> None:
+    """Warn of the answers not to be trusted and of the inputs that could not be classified."""
     failed = [r["error"] for r in rows if r.get("error")]
+    if untrusted:
+        warnings.warn(f"{untrusted} of {len(rows)} answers are not to be trusted (see the 'trusted' and 'verdict' "
+                      "columns): their crystal was not found among their atoms, or the network is less sure of them "
+                      "than of 99.5 % of held-out crystals", stacklevel=3)
     if failed:
         warnings.warn(f"{len(failed)} of {len(rows)} inputs could not be classified (see the 'error' column); "
-                      f"first: {failed[0]}", stacklevel=2)
-    if all(r.get("error") for r in rows):
-        raise ValueError("no structure could be classified:\n" + "\n".join(r["error"] for r in rows))
-    columns = (["source", "formula", "model", "n_atoms", "prepared", "n_orientations", "predicted_class",
-                "probability", "predictive_entropy", "mutual_information"] + [f"p_{c}" for c in CLASSES] + ["error"])
-    return pd.DataFrame(rows).reindex(columns=columns)
+                      f"first: {failed[0]}", stacklevel=3)
+
+
+def _judge(rows: list) -> int:
+    """Fill ``trusted`` and ``verdict`` of every answered row (see :func:`classify`); the number not trusted."""
+    untrusted = 0
+    for row in rows:
+        if row.get("error") or row.get("predicted_class") is None:
+            continue
+        no_lattice = str(row.get("prepared") or "").startswith(NO_LATTICE)
+        threshold = row.get("trust_threshold")
+        if no_lattice:
+            trusted, verdict = False, NO_ORDER
+        elif threshold is None:
+            trusted, verdict = None, row["predicted_class"]
+        elif row["mutual_information"] > threshold:
+            trusted, verdict = False, UNCERTAIN
+        else:
+            trusted, verdict = True, row["predicted_class"]
+        row.update(trusted=trusted, verdict=verdict)
+        untrusted += trusted is False
+    return untrusted
 
 
 def _answer(group: list, views: int, rows: list, n_mc: int, seed: int, n_jobs, progress: bool, pool: str) -> None:
@@ -387,7 +472,7 @@ def _answer(group: list, views: int, rows: list, n_mc: int, seed: int, n_jobs, p
     net = group[0][2]
 
     def refuse(entry, exc) -> None:
-        rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None,
+        rows[entry[0]].update(n_atoms=None, prepared=None, model=None, n_orientations=None, trust_threshold=None,
                               error=f"{rows[entry[0]]['source']}: {exc}")
 
     def answer(entries):

@@ -307,6 +307,11 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
         raise AlignmentError(f"spglib found no symmetry in the crystal's ideal cell ({exc})") from exc
     if data is None:
         raise AlignmentError("spglib found no symmetry in the crystal's ideal cell")
+    if data.number == 1 and len(ideal) > 1:
+        # An elemental crystal of any class has symmetry beyond its translations; P1 with several atoms in the cell
+        # is the periodic box itself repeating, with nothing crystalline inside it (a liquid or amorphous snapshot)
+        raise AlignmentError(f"no symmetry beyond the periodic box: the only lattice found is the {len(ideal)}-atom "
+                             "cell itself, with space group P1 (an amorphous or too disordered structure)")
     in_frame = np.linalg.inv(data.transformation_matrix).T @ np.asarray(ideal.cell[:])  # conventional rows, input axes
     if keep_orientation:
         rotation, lattice = np.eye(3), in_frame

@@ -234,6 +234,7 @@ def page(found: dict) -> str:
         path = tables / f"{name}.md"
         if path.exists():
             out += [f"## {title}", "", path.read_text().strip(), ""]
+    out += trust_lines(found)
     timings = found.get("timings")
     if timings:
         out += ["## Time and memory per notebook", "",
@@ -279,6 +280,16 @@ def page(found: dict) -> str:
     out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
                "beside this run in `figures/REPORT.md`.")
     return "\n".join(out) + "\n"
+
+
+def trust_lines(found: dict) -> list:
+    """The section on the thresholds of trust that notebooks 03 and 07 calibrated (none when neither did)."""
+    from .trust import sentence
+
+    rows = [(name, (found.get(key) or {}).get("trust")) for key, name in
+            (("cnn", "The paper's model (notebook 03)"), ("any", "The orientation-free model (notebook 07)"))]
+    rows = [f"* {sentence(calibration, name)}" for name, calibration in rows if calibration]
+    return ["## When not to trust an answer", ""] + rows + [""] if rows else []
 
 
 NOT_ONE_RUN = "**These numbers are not from one run of the series at one size:**"

@@ -200,6 +200,37 @@ def thermal_snapshot(element: str, fraction_of_melting: float, repeat: int = 5, 
     return atoms
 
 
+def liquid_snapshot(element: str, fraction_of_melting: float = 2.0, repeat: int = 5, melt_factor: float = 4.0,
+                    melt_steps: int = 300, steps: int = 300, seed: int = 0) -> Atoms:
+    """A liquid metal at ``fraction_of_melting`` x its melting point (ASE's EMT, Langevin dynamics, 4 repeat³ atoms
+    in the periodic box of the fcc crystal it melted from): the crystal is melted at ``melt_factor`` x Tm for
+    ``melt_steps`` steps, then held at ``fraction_of_melting`` x Tm for ``steps``. Melting first: a crystal heated
+    at constant volume stays a superheated solid for far longer than a simulation lasts, even at 2 Tm (in the
+    box of the solid its melting point is raised). ``lattice_site`` keeps each atom's starting site, so
+    :func:`rms_displacement` tells whether it melted (about a nearest-neighbour distance or more); true class
+    "liquid" for every atom."""
+    from ase.calculators.emt import EMT
+
+    if element not in MELTING_POINT_K:
+        raise ValueError(f"EMT describes {sorted(MELTING_POINT_K)}; got {element!r}")
+    if melt_factor < fraction_of_melting:
+        raise ValueError(f"melt_factor ({melt_factor}) below fraction_of_melting ({fraction_of_melting}): the melt "
+                         "must be at least as hot as the liquid it leaves")
+    atoms = bulk(element, "fcc", cubic=True).repeat((repeat,) * 3)
+    sites = atoms.positions.copy()
+    atoms.calc = EMT()
+    tm = MELTING_POINT_K[element]
+    _md(atoms, melt_factor * tm, melt_steps, seed)
+    _md(atoms, fraction_of_melting * tm, steps, seed + 1)
+    atoms.calc = None
+    atoms.set_array("lattice_site", sites)
+    atoms.set_array("true_class", np.full(len(atoms), "liquid"))
+    atoms.set_array("grain", np.zeros(len(atoms), int))
+    atoms.set_array("boundary_distance", np.full(len(atoms), np.inf))
+    atoms.info["temperature_K"] = fraction_of_melting * tm
+    return atoms
+
+
 def coexistence_snapshot(element: str, repeat=(14, 6, 6), melt_k_factor: float = 3.0, melt_steps: int = 400,
                          hold_fraction: float = 0.9, hold_steps: int = 60, seed: int = 0) -> Atoms:
     """Solid and liquid side by side: the half of an fcc crystal with x above the box's middle is melted at

@@ -135,6 +135,12 @@ def test_killed_half_way_from_stdin_then_resumed_equals_an_uninterrupted_run(col
     frames = got[got["source"].str.startswith("md.extxyz") & got["error"].isna()]
     truth = np.array(["fcc", "bcc", "hex_rh", "diam", "sc"])[frames["index"].to_numpy() % 5]
     assert (frames["predicted_class"].to_numpy() == truth).mean() > 0.9
+    # each answer's trust travels into the table: judged against the shipped model's threshold, with its verdict
+    answered = got[got["error"].isna()]
+    assert answered["trusted"].notna().all() and answered["trust_threshold"].notna().all()
+    kept = answered[answered["trusted"]]
+    assert (kept["verdict"] == kept["predicted_class"]).all()
+    assert (kept["mutual_information"] <= kept["trust_threshold"]).all()
 
 
 def test_bad_input_at_scale_becomes_error_rows_and_costs_the_others_nothing(tmp_path):

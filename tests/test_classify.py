@@ -392,3 +392,38 @@ def test_slabs_2d_materials_and_wires_are_named_and_refused_whatever_their_size(
     assert "a finite cluster in a periodic box" in out["prepared"][0]
     assert out["model"][0] == "any orientation (notebook 07)" and out["n_atoms"][0] == 256
     assert "a slab or a 2D material" in out["error"][1]  # an error row, not another model's answer
+
+
+def test_a_liquid_is_answered_as_no_crystalline_order_and_a_hot_solid_as_its_class(default_models, monkeypatch):
+    """Molten copper (EMT molecular dynamics, 108 atoms: a periodic box too small for its lattice search to tell it
+    from a crystal by size alone) is answered "no crystalline order found" and not trusted; the solid at 0.25 Tm is
+    fcc and trusted. Catches a classify that names a liquid as a class without a mark (as it did: the box itself was
+    taken as a P1 crystal and answered by the paper's model), and a mark that also falls on a hot solid."""
+    from helpers import snapshots
+    from helpers.classify import NO_LATTICE, NO_ORDER
+
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(default_models))
+    rng = np.random.default_rng(0)
+    liquid = snapshots.liquid_snapshot("Cu", 2.0, repeat=3, melt_steps=150, steps=150)
+    nn = snapshots.nn_distance(bulk("Cu", "fcc", cubic=True))
+    assert snapshots.rms_displacement(liquid) > 0.4 * nn  # molten: the atoms left their sites
+    solid = snapshots.thermal_snapshot("Cu", 0.25, repeat=3, steps=150)
+    with pytest.warns(UserWarning, match="1 of 2 answers are not to be trusted"):
+        out = classify([rotate(liquid, random_rotation(rng)), rotate(solid, random_rotation(rng))], n_mc=10)
+    assert out.verdict.tolist() == [NO_ORDER, "fcc"], out[["prepared", "verdict"]].to_dict("records")
+    assert out.trusted.tolist() == [False, True]
+    assert out.prepared[0].startswith(NO_LATTICE) and "repeated" in out.prepared[0]
+    assert out.model[1].startswith("paper") and out.mutual_information[1] <= out.trust_threshold[1]
+
+
+def test_a_given_model_is_held_to_the_threshold_it_is_given(model):
+    """Catches a trust_threshold that is ignored, or applied the wrong way round."""
+    crystal = bulk("Cu", "fcc", a=3.615)
+    assert classify(crystal, model=model, n_mc=5).trusted.isna().all()  # no threshold: not judged
+    with pytest.warns(UserWarning, match="not to be trusted"):
+        strict = classify(crystal, model=model, n_mc=5, trust_threshold=0.0)
+    assert strict.trusted.tolist() == [False] and strict.verdict.tolist() == ["uncertain"]
+    loose = classify(crystal, model=model, n_mc=5, trust_threshold=2.0)  # above ln 7: nothing is marked
+    assert loose.trusted.tolist() == [True] and loose.verdict.tolist() == loose.predicted_class.tolist()
+    with pytest.raises(ValueError, match="trust_threshold"):
+        classify(crystal, model=model, trust_threshold=-1)

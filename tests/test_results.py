@@ -108,3 +108,13 @@ def test_percent_says_not_measured_for_none_nan_and_pandas_na():
 
     assert config.percent(None) == config.percent(float("nan")) == config.percent(pd.NA) == "—"
     assert config.percent(0.9986) == "99.86 %"
+
+
+def test_the_page_states_each_models_threshold_of_trust_from_its_notebook():
+    """Catches a page that omits the thresholds, or states one model's threshold for the other."""
+    calibration = {"mutual_information": 0.0123, "quantile": 0.995, "n": 1400, "largest": 0.2}
+    lines = results.trust_lines(found(cnn={"provenance": {"params": dict(DATA)}, "trust": calibration}))
+    assert lines[0] == "## When not to trust an answer" and len(lines) == 4, lines
+    assert "The paper's model (notebook 03): an answer is marked untrusted above a mutual information of 0.0123" in lines[2]
+    assert "over 1400 held-out crystals" in lines[2] and "notebook 07" not in " ".join(lines)
+    assert results.trust_lines(found()) == []
