@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env run results pretrained test browser book bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify ae-seeds recipe scale seeds lab clean-data
+.PHONY: env run results pretrained test browser book bench bench-series bench-exercises bench-scale bench-local bench-train bench-classify ae-seeds liquids recipe scale seeds lab clean-data
 
 env: $(STAMP)
 
@@ -97,6 +97,11 @@ bench-train: $(STAMP)
 ## at a time, same run (after make run)
 bench-classify: $(STAMP)
 	$(BIN)/python benchmarks/bench_classify.py
+
+## liquids: molten (2 Tm) and solid (0.25-0.75 Tm) EMT snapshots of seven fcc metals through classify: which answers
+## it marks as not to be trusted (about 5 minutes on 2 cores) -> benchmarks/results/liquids.md
+liquids: $(STAMP)
+	$(BIN)/python benchmarks/liquids.py
 
 ## recipe: the paper's recipe against each addition and against bfloat16 arithmetic, on data/ (after make run)
 recipe: $(STAMP)
