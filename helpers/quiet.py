@@ -6,11 +6,13 @@ notes). On a machine without a GPU they are expected and say nothing about the c
 every notebook's output. Some are written before TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL``, so the variable
 alone cannot hide them. :func:`import_keras` therefore sends the native standard error to a temporary file
 while Keras (and its backend) loads and lists its devices, and passes on every line that is not one of those
-known notices: real errors still show.
+known notices: real errors still show. TensorFlow's Python notes that a prediction function was traced again
+for another input size are dropped too (a hint on speed, printed in the middle of a notebook's table).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -22,6 +24,12 @@ NOTICES = re.compile(r"^(I\d{4} |W\d{4} .*(cuda|gpu|TF-TRT)|WARNING: All log mes
                      r"|.*(cuInit|cuda drivers|CUDA_ERROR_NO_DEVICE|cpu_feature_guard)"
                      r"|To enable the following instructions:)", re.IGNORECASE)
 _KERAS = None
+
+
+def _drop_retracing_notes(record) -> bool:
+    """A logging filter: TensorFlow's note that a prediction function was traced again for another input size
+    ("... triggered tf.function retracing") is a hint on speed, not on the result; every other message passes."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 @contextlib.contextmanager
@@ -63,5 +71,6 @@ def import_keras():
                 import tensorflow as tf
 
                 tf.config.list_physical_devices()  # CUDA is probed here: its notices come now, not later
+                logging.getLogger("tensorflow").addFilter(_drop_retracing_notes)
         _KERAS = keras
     return _KERAS

@@ -45,6 +45,21 @@ def above_chance(n: int) -> float:
     return CHANCE + 3 * (CHANCE * (1 - CHANCE) / n) ** 0.5
 
 
+def assert_drawn(path) -> None:
+    """The figure at ``path`` is a PNG with something drawn on it: at least 0.5 % of its pixels in colour (far from
+    grey: lines, markers, maps), or at least 5 % not white (pale atoms, grey images). A figure saved before anything
+    was plotted on it fails, whatever the size of its file: an empty 10 x 4 inch figure with a title and a label is
+    over 10 kB (the check this replaces), with 0 % of its pixels in colour and 1 % not white."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) >= 200, (path.name, image.shape)
+    rgb = image[..., :3].astype(float)
+    colour = float(np.mean((rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.15))
+    ink = float(np.mean(rgb.min(axis=-1) < 0.9))
+    assert colour >= 0.005 or ink >= 0.05, f"{path.name}: {100 * colour:.2f} % in colour, {100 * ink:.2f} % not white"
+
+
 def matching_baseline(labels, n_clusters: int = 7, draws: int = 20, seed: int = 0) -> float:
     """The best accuracy the optimal cluster -> class matching reaches on ``draws`` random clusterings of ``labels``
     (as many clusters, same sizes as the classes): what the matching alone gives, with no structure found. On
@@ -180,7 +195,7 @@ def test_01_wrote_balanced_held_out_sets(executed):
     n = sets["train"]["n_atoms"]
     assert n.min() >= 32 and 200 <= n.mean() <= 300
     for fig in ("01_class_counts", "01_one_structure_per_class", "01_pristine_vs_vacancies"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000
+        assert_drawn(root / "figures" / f"{fig}.png")
 
 
 def test_01_wrote_databases_that_ase_db_lists_with_their_labels(executed):
@@ -226,7 +241,7 @@ def test_02_wrote_fingerprints_of_every_set(executed):
         assert np.all(fps.X[:, outside, :] == 0)
     for fig in ("02_detector", "02_one_fingerprint_per_class", "02_orientation", "02_channels",
                 "02_pristine_vs_defective"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000
+        assert_drawn(root / "figures" / f"{fig}.png")
     # the paper's protocol: two crystals of one class look alike in the standard orientation, not once turned
     table = pd.read_csv(root / "figures" / "tables" / "02_orientation_correlations.csv")
     standard, turned = table["same class, standard orientation"], table["same class, randomly turned"]
@@ -269,9 +284,11 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     results = evaluation.load_results(DATA)
     acc = results["accuracy"]
     assert set(acc) == {"test_pristine", "test_vacancies", "test_displacements"}
-    # the small run is trained on ~1,000 fingerprints only, but it must beat guessing (1/7) clearly
+    # trained on 1,050 fingerprints, the small run's model names 140 of 140 held-out crystals of each set right (a
+    # 2-core AMD EPYC without AMX, 2026-12-04): 90 % leaves room for another CPU's arithmetic, and fails a network
+    # that learned little (the bar it replaces, 3 standard deviations above guessing, let 23 % pass)
     for name in acc:
-        assert acc[name] >= above_chance(results["n"][name]), acc
+        assert acc[name] >= 0.9, acc
     # the saved model reproduces the notebook's accuracy on the held-out set
     test = datasets.load_fingerprints("test_pristine")
     assert (models.predict_proba(model, test.X).argmax(axis=1) == test.y).mean() == pytest.approx(acc["test_pristine"])
@@ -288,7 +305,7 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     per_level = sum(round(r["n"] * (1 - r["cnn"])) for r in results["robustness"])
     assert results["misclassified"] == {"n": sum(results["n"].values()) + sum(r["n"] for r in results["robustness"]),
                                         "wrong": wrong_held_out + per_level}
-    assert (root / "figures" / "03_misclassified.png").exists()
+    assert_drawn(root / "figures" / "03_misclassified.png")
 
     full = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
     n_levels = 1 + len(small["vacancy_levels"]) + len(small["displacement_levels"])
@@ -302,19 +319,26 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
     # spglib names every pristine held-out parent and no crystal with vacancies (docs/science.md)
     assert pristine["spglib_0.001"] == 1.0 and pristine["spglib_0.1"] == 1.0
     assert (vac["spglib_0.001"] == 0.0).all() and (vac["spglib_0.1"] == 0.0).all()
-    # the CNN keeps naming defective crystals better than chance at every level, where spglib names none
-    assert (table["cnn"] >= above_chance(7 * small["n_robust_per_class"])).all(), table
+    # at the paper's levels the CNN keeps naming defective crystals (14 of 14 at each level here), where spglib names
+    # none; 12 of 14 is the bar (past the paper's levels it is allowed to fail: that is what they are for)
+    assert (table["cnn"] >= 12 / 14).all(), table
     pd.testing.assert_frame_equal(full, pd.DataFrame(results["robustness"]), check_dtype=False)
+    # the threshold of trust: calibrated on the copies at the paper's levels only, saved with the model
+    assert results["trust"] == meta["trust"] and results["trust"]["n"] == n_levels * 7 * small["n_robust_per_class"]
+    assert results["trust"]["mutual_information"] <= results["trust"]["largest"]
+    assert "The paper's model: an answer is marked untrusted above" in text
     assert re.search(r"^\| pristine +\|", (root / "figures" / "tables" / "03_robustness.md").read_text(), re.M)
     for name in ("test_pristine", "test_vacancies", "test_displacements"):
         cm = pd.read_csv(root / "figures" / "tables" / f"03_confusion_{name}.csv").set_index("true").to_numpy()
         assert cm.sum() == 7 * SMALL["01_data_generation"]["n_test_per_class"]
         assert np.trace(cm) / cm.sum() == pytest.approx(acc[name])
-        assert (root / "figures" / f"03_confusion_{name}.png").stat().st_size > 10_000
+        assert_drawn(root / "figures" / f"03_confusion_{name}.png")
     for fig in ("03_training_history", "03_robustness", "03_uncertainty"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000
-    assert set(results["hand_made"]) >= {"Cu fcc", "W bcc", "Si diamond", "Mg hcp"}
-    assert set(results["hand_made"].values()) <= set(CLASSES)
+        assert_drawn(root / "figures" / f"{fig}.png")
+    # the crystals built by hand get their own class, even from the small run's model: catches a classify that
+    # answers with a class (any member of CLASSES passed before) but not the right one
+    assert results["hand_made"] == {"Cu fcc": "fcc", "W bcc": "bcc", "Si diamond": "diam", "Mg hcp": "hex_rh",
+                                    "Po sc": "sc", "W bcc, 20 % vacancies": "bcc"}
     # real crystals in users' forms: a pristine supercell of any shape is re-cut to the small cell's block, so it
     # gets the small cell's answer exactly; the defective ones are held to the same within 10 points here
     forms = pd.read_csv(root / "figures" / "tables" / "03_user_forms.csv").set_index("form")
@@ -326,7 +350,7 @@ def test_03_trained_saved_and_compared_with_spglib(executed):
         assert pristine_form.equals(small_cells.loc[pristine_form.index]), form
         for defect in ("25 % vacancies", "sigma = 2 %"):
             assert forms.loc[form, defect] >= forms.loc["small cell", "pristine"] - 0.10, (form, defect)
-    assert forms.loc["small cell", "pristine"] >= above_chance(25)
+    assert forms.loc["small cell", "pristine"] >= 0.9  # 25 of 25 here; a classify that re-cut wrongly falls far below
 
 
 def test_04_drew_activations_and_response_maps(executed):
@@ -354,7 +378,7 @@ def test_04_drew_activations_and_response_maps(executed):
                 + [f"04_heatmaps_{l}" for l in ("conv1", "conv3", "conv6")]
                 + ["04_attentive_response_maps", "04_class_templates", "04_template_similarity"])
     for fig in expected:
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+        assert_drawn(root / "figures" / f"{fig}.png")
     assert not list((root / "figures").glob(".keract-*")), "keract's scratch folder was left behind"
 
 
@@ -374,10 +398,16 @@ def test_05_clustered_without_labels_and_saved_what_06_needs(executed):
     pca_kmeans = table[(table.embedding == "Linear PCA") & (table.clustering == "K-Means")].iloc[0]
     baseline = matching_baseline(labels)
     assert pca_kmeans["accuracy"] > baseline + 0.05, (pca_kmeans["accuracy"], baseline)
+    assert pca_kmeans["accuracy"] >= 0.85, pca_kmeans  # 94.95 % of 1,050 here
     assert pca_kmeans["ari"] > 0.1 and pca_kmeans["nmi"] > 0.1
-    k = table[table.clustering == "K-Means"].set_index("embedding")["report_accuracy"]
-    for method, key in clustering.REPORT_ROWS.items():
-        assert k[method] == clustering.REPORT_TABLE5[key]
+    # the course report's published K-Means accuracies (its Table 5: 84.09, 84.07 and 86.81 %, typed here from the
+    # report, not read from helpers) stand on the rows of the same embeddings and on no other: catches a report number
+    # put beside the wrong method or clustering, or mistyped in helpers
+    published = {"Linear PCA": 0.8409, "Kernel PCA": 0.8407, "Dense autoencoder": 0.8681}
+    for shown in (table, pd.read_csv(root / "figures" / "tables" / "05_table5_report_proportions.csv")):
+        beside = shown.dropna(subset=["report_accuracy"])
+        assert dict(zip(beside.embedding, beside.report_accuracy)) == published, beside
+        assert set(beside.clustering) == {"K-Means"}
     # the stored cluster -> class maps are the assignment problem's solution: recompute them
     assert np.array_equal(np.bincount(labels), [DATA["n_per_class"]] * 7)
     for m in range(n_methods):
@@ -397,7 +427,6 @@ def test_05_clustered_without_labels_and_saved_what_06_needs(executed):
     # the report's three methods again on a subset with the report's class proportions
     proportional = pd.read_csv(root / "figures" / "tables" / "05_table5_report_proportions.csv")
     assert list(proportional.columns) == list(table.columns) and len(proportional) == 3
-    assert proportional["report_accuracy"].tolist() == [clustering.REPORT_TABLE5[k] for k in clustering.REPORT_ROWS.values()]
     subset = clustering.report_proportions(labels, CLASSES, SEED)
     assert len(subset) == results["report_proportions_n"]
     sizes = np.bincount(labels[subset], minlength=7)
@@ -407,10 +436,10 @@ def test_05_clustered_without_labels_and_saved_what_06_needs(executed):
     # new samples are named through the training clusters: linear PCA + K-Means beats guessing on held-out parents
     pca_row = new[(new.embedding == "Linear PCA") & (new.clustering == "K-Means")].iloc[0]
     assert pca_row["train"] == pytest.approx(pca_kmeans["accuracy"])
-    assert pca_row["test_pristine"] >= above_chance(7 * DATA["n_test_per_class"]), pca_row
+    assert pca_row["test_pristine"] >= 0.85, pca_row  # 97.14 % of 140 here (the bar it replaces: 23 %)
     for fig in ("05_scree", "05_autoencoder_loss", "05_conv_autoencoder_loss", "05_conv_autoencoder_reconstructions",
                 "05_azimuthal_profiles", "05_best_contingency", "05_embeddings"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+        assert_drawn(root / "figures" / f"{fig}.png")
 
 
 def test_06_regenerated_every_report_figure_and_table(executed):
@@ -477,17 +506,22 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
         assert own.meta["params"]["orientation"] == "random"
         # training parents also come as clusters without a cell; held-out sets are blocks, as 01's
         clusters = ~own["periodic"]
-        assert clusters.any() if name == "train" else not clusters.any()
-        assert not own.atoms(int(np.argmax(clusters))).pbc.any() if name == "train" else True
+        if name == "train":  # and a cluster is stored without periodicity
+            assert clusters.any() and not own.atoms(int(np.argmax(clusters))).pbc.any()
+        else:
+            assert not clusters.any()
         assert datasets.load_structures(name, DATA).meta["params"]["orientation"] == "standard"
     # the paper's model on turned crystals: below its accuracy on the same crystals aligned
     failure = results["failure"]
-    assert failure["aligned (standard orientation)"] >= above_chance(7 * DATA["n_test_per_class"])
+    assert failure["aligned (standard orientation)"] >= 0.9  # 03's model, 140 of 140 here
     assert failure["turned at random"] < failure["aligned (standard orientation)"]
     held_out = results["held_out"]
     assert set(held_out) == {"test_pristine", "test_vacancies", "test_displacements", "test_clusters"}
     for name, r in held_out.items():
         assert r["n"] == 7 * DATA["n_test_per_class"] and len(r["by_views"]) == small["n_views"]
+        # The one bar left at 'better than guessing': from any side, 1,050 structures and 5 epochs teach the small
+        # run's network little (27.9-30.0 % from one view, 28.6-29.3 % from 4, here), and a bar near that would fail
+        # on another CPU's arithmetic. The default-size model must name every real crystal of tests/test_classify.py.
         assert r["views"] >= above_chance(r["n"]), (name, r)
     # the saved model and the views reproduce the notebook's accuracy
     test = datasets.load_fingerprints(datasets.ANY_PREFIX + "test_pristine", DATA)
@@ -506,10 +540,18 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     paper = pd.read_csv(root / "figures" / "tables" / "03_robustness.csv")
     assert table["spglib_0.001"].iloc[0] == 1.0 and paper["spglib_0.001"].iloc[0] == 1.0
     assert re.search(r"^\| pristine +\|", (root / "figures" / "tables" / "07_robustness.md").read_text(), re.M)
-    assert set(results["classify"]) and set(results["classify"].values()) <= set(CLASSES)
+    # classify's verdicts: a class, or "uncertain"; the molten copper has no crystalline order to find
+    from helpers.classify import NO_ORDER, UNCERTAIN
+
+    verdicts = results["classify"]
+    assert verdicts.pop("Cu liquid at 2 Tm, 256 atoms, turned") == NO_ORDER
+    assert len(verdicts) == 8 and set(verdicts.values()) <= set(CLASSES) | {UNCERTAIN}, verdicts
+    # the threshold of trust: calibrated on every defective copy of the study, saved with the model
+    assert results["trust"] == meta["trust"] and results["trust"]["n"] == len(levels) * 7 * small["n_robust_per_class"]
+    assert results["trust"]["basis"]["views"] == small["n_views"] and "The orientation-free model: an answer" in text
     for fig in ("07_paper_model_turned", "07_augmentation", "07_training_history", "07_accuracy_by_views",
                 "07_robustness", "07_uncertainty", "07_batch"):
-        assert (root / "figures" / f"{fig}.png").exists(), fig
+        assert_drawn(root / "figures" / f"{fig}.png")
     # the Dask batch over 01's vacancy database and the held-out clusters as an extxyz trajectory
     from helpers import batch
 
@@ -529,7 +571,7 @@ def test_07_trained_the_orientation_free_model_beside_03s(executed):
     assert set(clusters["n_orientations"]) == {small["n_views"]}
     accuracy = (from_db["predicted_class"] == labels).mean()
     stored = [v for k, v in run["accuracy"].items() if k.startswith("01's database")]
-    assert stored == [pytest.approx(accuracy)] and accuracy >= above_chance(n)
+    assert stored == [pytest.approx(accuracy)] and accuracy >= 0.9  # 03's model on 01's vacancies: 140 of 140 here
 
 
 def test_08_mapped_local_structure_beside_ptm_and_acna(executed):
@@ -574,7 +616,7 @@ def test_08_mapped_local_structure_beside_ptm_and_acna(executed):
     assert abs(speed["atoms"] - small["large_atoms"]) < 0.3 * small["large_atoms"]
     assert set(speed["rates"]) == methods and min(speed["rates"].values()) > 0
     for fig in ("08_polycrystal_slices", "08_two_phase", "08_coexistence"):
-        assert (root / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+        assert_drawn(root / "figures" / f"{fig}.png")
     page = (root / "figures" / "RESULTS.md").read_text()
     assert "Local structure: grain-interior atoms named right" in page and "(08): solid beside liquid" in page
 
