@@ -26,7 +26,7 @@ SMALL = {
     "06_report_figures": DATA,
     "07_any_orientation": {**DATA, "epochs": 5, "batch_size": 16, "n_views": 4, "n_robust_per_class": 2,
                            "n_spglib_per_class": 1, "vacancy_levels": [0.25], "displacement_levels": [0.02],
-                           "mc_samples": 10},
+                           "mc_samples": 10, "liquid_md_steps": 100},
     # 08 reads no data of 01-07 (its window network starts from the shipped 07 network): two lattices, two levels,
     # one short MD run, a small solid-liquid box, and windows 2.5 NN apart (a fifth as many as the default's)
     "08_local_structure": {"data_seed": SEED, "n_window_per_class": 10, "window_epochs": 1, "box_size": 34.0,
