@@ -99,7 +99,7 @@ bench-classify: $(STAMP)
 	$(BIN)/python benchmarks/bench_classify.py
 
 ## liquids: molten (2 Tm) and solid (0.25-0.75 Tm) EMT snapshots of seven fcc metals through classify: which answers
-## it marks as not to be trusted (about 5 minutes on 2 cores) -> benchmarks/results/liquids.md
+## it marks as not to be trusted (about 15 minutes on 2 cores) -> benchmarks/results/liquids.md
 liquids: $(STAMP)
 	$(BIN)/python benchmarks/liquids.py
 

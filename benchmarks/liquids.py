@@ -10,7 +10,7 @@ coordinate, in nearest-neighbour distances) and the share of atoms that OVITO's 
 Uses the models in the data folder (``make run``), or, where it has none, the default-size models shipped in
 helpers/pretrained (the table says which, with the thresholds they carry).
 
-    make liquids        # -> benchmarks/results/liquids.md (about 5 minutes on 2 cores)
+    make liquids        # -> benchmarks/results/liquids.md (about 15 minutes on 2 cores)
 """
 from __future__ import annotations
 
