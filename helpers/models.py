@@ -497,6 +497,21 @@ def model_paths(directory: Path | None = None, kind: str = "paper") -> tuple:
     return directory / f"{stem}.keras", directory / f"{stem}.json"
 
 
+#: the modules whose code makes the structures a model is trained on and re-cuts a user's structure into its block
+STRUCTURE_CODE = ("structures.py", "lattice.py", "defects.py")
+
+
+def structure_code_sha256() -> str:
+    """SHA-256 over the source of :data:`STRUCTURE_CODE` (in that order), recorded by :func:`save_model`: a shipped
+    model whose record differs was trained on structures made by other code than the one installed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in STRUCTURE_CODE:
+        digest.update((Path(__file__).resolve().parent / name).read_bytes())
+    return digest.hexdigest()
+
+
 def save_model(model, info: dict, directory: Path | None = None, extra: dict | None = None,
                kind: str = "paper", params: dict | None = None, inputs=()) -> Path:
     """Save a trained model and its provenance.
@@ -535,7 +550,7 @@ def save_model(model, info: dict, directory: Path | None = None, extra: dict | N
                 "kind": "cnn_model", "model_kind": kind, "class_names": list(CLASSES), "input_shape": list(SHAPE),
                 "keras_backend": keras.backend.backend(), "keras": keras.__version__,
                 "training": {k: v for k, v in info.items() if k != "validation_index"},
-                "model_sha256": file_sha256(tmp), **(extra or {})}
+                "model_sha256": file_sha256(tmp), "structure_code_sha256": structure_code_sha256(), **(extra or {})}
         os.replace(tmp, path)
         provenance.write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=provenance.jsonable))
     finally:

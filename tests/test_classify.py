@@ -309,12 +309,29 @@ FIXTURES = models.PRETRAINED_DIR  # the default-size models shipped with helpers
 def default_models():
     """The two models of a default-size run (notebooks 03 and 07 at their defaults), shipped in helpers/pretrained by
     `make pretrained`: the networks a user of classify gets. Training them takes longer than CI allows."""
+    import inspect
+
+    import keras
+
+    defaults = {k: v.default for k, v in inspect.signature(datasets.generate_structure_sets).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    defaults["data_seed"] = defaults.pop("seed")
     for kind in models.MODEL_KINDS:
         try:
-            models.load_model(FIXTURES, kind)
+            meta = models.load_model(FIXTURES, kind)[1]
         except (FileNotFoundError, models.StaleDataError) as exc:
             pytest.fail(f"{exc}\nThe models kept for the tests are missing or stale: run `make run`, then "
                         "`make pretrained`, and commit helpers/pretrained.")
+        # stale in ways the model file cannot tell: trained on data of other parameters than the defaults, on
+        # structures made or re-cut by other code, or saved by another major version of Keras
+        made = {k: v for k, v in meta["params"].items()
+                if k in defaults and k not in ("cluster_fraction", "orientation")}
+        assert made == {k: defaults[k] for k in made} and len(made) >= 6, (kind, made, defaults)
+        assert meta.get("structure_code_sha256") == models.structure_code_sha256(), (
+            f"{kind}: helpers/{', helpers/'.join(models.STRUCTURE_CODE)} changed since the model was shipped: run "
+            "`make run` (07 checks that its data are the ones the shipped model was trained on), then "
+            "`make pretrained`, and commit helpers/pretrained")
+        assert meta["keras"].split(".")[0] == keras.__version__.split(".")[0], (meta["keras"], keras.__version__)
     return FIXTURES
 
 
