@@ -436,8 +436,8 @@ def _warn(rows: list, untrusted: int) -> None:
     failed = [r["error"] for r in rows if r.get("error")]
     if untrusted:
         warnings.warn(f"{untrusted} of {len(rows)} answers are not to be trusted (see the 'trusted' and 'verdict' "
-                      "columns): their crystal was not found among their atoms, or the network is less sure of them "
-                      "than of 99.5 % of held-out crystals", stacklevel=3)
+                      "columns): their crystal was not found among their atoms, or their mutual information is above "
+                      "the threshold of trust of the model that answered", stacklevel=3)
     if failed:
         warnings.warn(f"{len(failed)} of {len(rows)} inputs could not be classified (see the 'error' column); "
                       f"first: {failed[0]}", stacklevel=3)
