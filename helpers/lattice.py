@@ -144,6 +144,52 @@ def _greedy_basis(records: list, distance: float) -> list:
     return basis
 
 
+class _SeenVectors:
+    """The candidate vectors tried so far, hashed on a grid of cubes one radius wide: whether a new candidate lies
+    within ``radius`` of one of them looks at 27 cubes, not at every vector tried (a liquid tries thousands)."""
+
+    def __init__(self, radius: float):
+        self.radius, self.cubes = radius, {}
+
+    def near(self, t: np.ndarray) -> bool:
+        key = np.floor(t / self.radius).astype(int)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for dz in (-1, 0, 1):
+                    for v in self.cubes.get((key[0] + dx, key[1] + dy, key[2] + dz), ()):
+                        if np.linalg.norm(v - t) < self.radius:
+                            return True
+        return False
+
+    def add(self, t: np.ndarray) -> None:
+        self.cubes.setdefault(tuple(np.floor(t / self.radius).astype(int)), []).append(np.array(t, dtype=float))
+
+
+class _BasisSearch:
+    """The records (share, passes, vector) of the candidates tried, shortest first, and the basis they give: the
+    shortest three independent accepted vectors (:func:`_greedy_basis`). A record passing at a share below EXACT
+    (a translation across vacancies) is accepted when its share is at least KEEP x the best such share, so the
+    basis is rebuilt from every record only when that best share changes; otherwise only the new record can join
+    it. The same basis as rebuilding it after every record, at a cost linear in the number of candidates."""
+
+    def __init__(self, radius: float):
+        self.radius, self.records, self.best, self.basis = radius, [], 1.0, []
+        self.has_partial = False
+
+    def _accepted(self, record: tuple) -> bool:
+        share, passes, _ = record
+        return bool(passes and (share >= EXACT or share >= KEEP * self.best))
+
+    def add(self, record: tuple) -> None:
+        self.records.append(record)
+        share, passes, v = record
+        if passes and share < EXACT and (not self.has_partial or share > self.best):
+            self.best, self.has_partial = share, True  # the share of sites occupied, where some are vacant
+            self.basis = _greedy_basis([(r[0], self._accepted(r), r[2]) for r in self.records], self.radius)
+        elif len(self.basis) < 3 and self._accepted(record) and _independent(self.basis, v, self.radius):
+            self.basis.append(v)
+
+
 def match_radius(scale: float, spread: float) -> float:
     """How far from x + t a partner may lie (Angstrom): SPREADS x the spread of the neighbour vectors, within
     MATCH x the nearest-neighbour distance."""
@@ -162,26 +208,21 @@ def primitive_lattice(atoms: Atoms, scale: float, spread: float = 0.0) -> np.nda
     picked = np.unique(np.linspace(0, len(cart) - 1, min(N_TEST, len(cart))).astype(int))
     test, species = cart[picked], (numbers[picked], numbers[owner])
     inverse = np.linalg.inv(cell)
-
-    def accepted(records):
-        partial = [share for share, passes, _ in records if passes and share < EXACT]
-        best = max(partial, default=1.0)  # the share of sites occupied, where some are vacant
-        return [(share, passes and (share >= EXACT or share >= KEEP * best), v) for share, passes, v in records]
-
-    seen, records, basis = np.empty((0, 3)), [], []
+    seen, search = _SeenVectors(radius), _BasisSearch(radius)
     for t in _candidate_translations(cart, images, tree, MAX_LENGTH * scale, numbers, species[1]):
-        if len(basis) == 3 and np.linalg.norm(t) > np.linalg.norm(basis[2]) + radius:
+        if len(search.basis) == 3 and np.linalg.norm(t) > np.linalg.norm(search.basis[2]) + radius:
             break
-        if len(seen) and np.min(np.linalg.norm(seen - t, axis=1)) < radius:
+        if seen.near(t):
             continue
         f = t @ inverse
         if np.all(np.abs(f - np.round(f)) < 1e-6):
             record = (1.0, True, t)  # a cell vector of the block: a translation whatever the defects
         else:
             record = _test_candidate(t, test, images, tree, radius, species)
-        seen = np.vstack([seen, t, record[2]])
-        records.append(record)
-        basis = _greedy_basis(accepted(records), radius)
+        seen.add(t)
+        seen.add(record[2])
+        search.add(record)
+    basis = search.basis
     basis = _consistent(atoms, np.array(basis), scale, radius) if len(basis) == 3 else None
     if basis is None:
         raise AlignmentError("no lattice of translations found among the atoms explains them (an amorphous or too "

@@ -139,3 +139,35 @@ def test_the_lattice_of_a_large_defective_supercell_is_found(element, structure,
         atoms = defects.vacancies(structures.rotate(atoms, structures.random_rotation(rng)), 0.25, rng)
         block = standard_block(defects.displacements(atoms, 0.02, rng))
         assert block.international == expected and block.n_basis == 1, (element, seed)
+
+
+def test_the_incremental_basis_search_equals_rebuilding_the_basis_after_every_record():
+    """primitive_lattice keeps its basis up to date record by record (a liquid tries thousands of candidates; the
+    basis used to be rebuilt from all of them after each). On random records, with vacancy-like shares below EXACT
+    that move the acceptance bar, the basis after every record is the one the rule gives from scratch."""
+    from helpers import lattice
+
+    def from_scratch(records, radius):
+        partial = [share for share, passes, _ in records if passes and share < lattice.EXACT]
+        best = max(partial, default=1.0)
+        flags = [(s, p and (s >= lattice.EXACT or s >= lattice.KEEP * best), v) for s, p, v in records]
+        return lattice._greedy_basis(flags, radius)
+
+    rng = np.random.default_rng(0)
+    changed = 0
+    for trial in range(40):
+        search, records = lattice._BasisSearch(0.3), []
+        directions = rng.normal(size=(4, 3))  # few directions: many records are copies of earlier ones
+        for _ in range(60):
+            v = directions[rng.integers(4)] * rng.uniform(1, 3) + rng.normal(0, 0.05, 3)
+            share = float(rng.choice([1.0, 0.97, rng.uniform(0.3, 0.95)]))
+            record = (share, bool(rng.random() < 0.7), v)
+            records.append(record)
+            before = [b.copy() for b in search.basis]
+            search.add(record)
+            expected = from_scratch(records, 0.3)
+            assert len(search.basis) == len(expected)
+            assert all(np.array_equal(a, b) for a, b in zip(search.basis, expected))
+            changed += len(before) == len(search.basis) and not all(
+                np.array_equal(a, b) for a, b in zip(before, search.basis))
+    assert changed > 0, "no record ever replaced a basis vector: the test did not reach a rebuild"
