@@ -311,15 +311,33 @@ def time_precision(precision: str, steps: int = 6, batch_size: int = 32) -> floa
     return float(np.median(seconds))
 
 
+PRECISION_FILE = "precision.json"  # in the data folder: the timing of fastest_precision, per CPU and software
+
+
 def fastest_precision(steps: int = 6) -> dict:
     """{"choice": the faster precision, "seconds_per_step": {precision: seconds}} on this CPU and instruction-set
-    limit, from :func:`time_precision` (about 10 s; measured once per process and remembered)."""
+    limit, from :func:`time_precision` (about 10 s). Measured once per data folder, CPU, instruction-set limit and
+    TensorFlow / Keras version, and remembered in ``precision.json`` there: the notebooks of one run (03, 07, 08)
+    train in the same precision and pay the timing once."""
+    import tensorflow as tf
+
     from . import machine
 
-    key = json.dumps(machine.describe(), sort_keys=True)
+    keras = keras_module()
+    key = json.dumps({**machine.describe(), "tensorflow": tf.__version__, "keras": keras.__version__,
+                      "steps": steps}, sort_keys=True)
     if key not in _PRECISION_TIMES:
-        times = {p: time_precision(p, steps) for p in ("float32", "mixed_bfloat16")}
-        _PRECISION_TIMES[key] = {"choice": min(times, key=times.get), "seconds_per_step": times}
+        path = config.data_dir() / PRECISION_FILE
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):  # none yet, or unreadable: measured again
+            stored = {}
+        if not isinstance(stored, dict) or key not in stored:
+            times = {p: time_precision(p, steps) for p in ("float32", "mixed_bfloat16")}
+            stored = {**(stored if isinstance(stored, dict) else {}),
+                      key: {"choice": min(times, key=times.get), "seconds_per_step": times}}
+            config.write_text(path, json.dumps(stored, indent=1))
+        _PRECISION_TIMES[key] = stored[key]
     return _PRECISION_TIMES[key]
 
 

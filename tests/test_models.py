@@ -353,11 +353,23 @@ def test_auto_precision_is_float32_without_native_bfloat16_and_the_faster_measur
 
 @pytest.mark.skipif(not __import__("helpers.machine", fromlist=["x"]).native_bfloat16(),
                     reason="this CPU has no native bfloat16: auto never measures it")
-def test_fastest_precision_times_both_and_picks_the_faster():
+def test_fastest_precision_times_both_and_picks_the_faster(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(models, "_PRECISION_TIMES", {})
     found = models.fastest_precision(steps=2)
     times = found["seconds_per_step"]
     assert set(times) == {"float32", "mixed_bfloat16"} and all(t > 0 for t in times.values())
     assert found["choice"] == min(times, key=times.get)
+    # remembered in the data folder: the next notebook's kernel (a new process) reads it and times nothing
+    assert (tmp_path / models.PRECISION_FILE).exists()
+    monkeypatch.setattr(models, "_PRECISION_TIMES", {})
+    monkeypatch.setattr(models, "time_precision", lambda *a, **k: pytest.fail("timed again"))
+    assert models.fastest_precision(steps=2) == found
+    # another data folder (or another CPU, ISA limit or TensorFlow) times again
+    monkeypatch.setenv("CRYSTAL_DATA_DIR", str(tmp_path / "other"))
+    monkeypatch.setattr(models, "_PRECISION_TIMES", {})
+    monkeypatch.setattr(models, "time_precision", lambda precision, steps: {"float32": 2.0}.get(precision, 1.0))
+    assert models.fastest_precision(steps=2)["choice"] == "mixed_bfloat16"
 
 
 def test_bfloat16_training_returns_a_float32_model_that_predicts_like_the_trained_one():
