@@ -98,56 +98,81 @@ def cell_profile(executed, top: int = 5) -> list:
     return sorted(cells, key=lambda c: -c["seconds"])[:top]
 
 
+#: notebooks that read nothing the others write (08 starts from the shipped 07 network): ``beside`` may run them in
+#: a second kernel beside the rest
+INDEPENDENT = ("08_local_structure",)
+
+
 def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
                kernel_name: str = "python3", log=print, isa: str = "native",
-               execution_timeout: int | None = None) -> list:
+               execution_timeout: int | None = None, beside: tuple = ()) -> list:
     """Execute the notebooks in order; ``parameters`` maps a notebook's stem to its papermill
     parameters; ``isa`` names an instruction-set profile (``helpers.machine.ISA_PROFILES``) the kernels are held
-    to; ``execution_timeout``: seconds any one cell may run before papermill stops it (None: no limit). Returns one
-    record per notebook (name, seconds, peak memory in GiB, output path, slowest cells)."""
+    to; ``execution_timeout``: seconds any one cell may run before papermill stops it (None: no limit);
+    ``beside``: stems of :data:`INDEPENDENT` notebooks to run in a second kernel from the start, beside the others
+    (the tests, where a core would otherwise idle; their times and memory then overlap the others', and
+    timings.json says so). Returns one record per notebook, in the series' order (name, seconds, peak memory in
+    GiB, output path, slowest cells)."""
     import os
-
-    import papermill
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timezone
 
     from . import machine
 
     if isa not in machine.ISA_PROFILES:
         raise ValueError(f"isa must be one of {tuple(machine.ISA_PROFILES)}, got {isa!r}")
+    unknown = set(beside) - set(INDEPENDENT)
+    if unknown:
+        raise ValueError(f"only {INDEPENDENT} read nothing of the other notebooks and can run beside them, "
+                         f"not {sorted(unknown)}")
     os.environ.update(machine.ISA_PROFILES[isa])  # the kernels papermill starts inherit it
     output_dir = Path(output_dir or config.executed_dir())
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = parameters or {}
-    records = []
-    from datetime import datetime, timezone
+    chosen = [nb for nb in notebooks() if not only or any(nb.name.startswith(o) for o in only)]
+    started, wall = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
 
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for notebook in notebooks():
-        if only and not any(notebook.name.startswith(o) for o in only):
-            continue
+    def execute(notebook: Path) -> dict:
         out = output_dir / notebook.name
         params = parameters.get(notebook.stem, {})
         log(f"running {notebook.name} {params or '(defaults)'} -> {out}")
-        start = time.perf_counter()
-        with PeakMemory() as memory:
-            papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
-                                       cwd=str(notebook.parent), progress_bar=False,
-                                       execution_timeout=execution_timeout)
-        record = {"notebook": notebook.name, "seconds": round(time.perf_counter() - start, 1),
-                  "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out),
-                  "parameters": params, "slowest_cells": cell_profile(out)}
-        records.append(record)
-        log(f"  {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
+        return _execute(notebook, out, params, kernel_name, execution_timeout, log)
+
+    with ThreadPoolExecutor(max_workers=1) as second:
+        apart = {nb.name: second.submit(execute, nb) for nb in chosen if nb.stem in beside}
+        records = {nb.name: execute(nb) for nb in chosen if nb.name not in apart}
+        records.update({name: future.result() for name, future in apart.items()})
+    records = [records[nb.name] for nb in chosen]
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
-             "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0)}
+             "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0),
+             "wall_seconds": round(time.perf_counter() - wall, 1)}
     config.write_text(output_dir / ("timings_only.json" if only else "timings.json"), json.dumps(
         {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa, "complete": not only,
-         "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
+         "beside": sorted(apart), "started": started,
+         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     if not only:
         from .results import write_page
 
         log(f"results page: {write_page()}")
     return records
+
+
+def _execute(notebook: Path, out: Path, params: dict, kernel_name: str, execution_timeout, log) -> dict:
+    """Run one notebook with papermill: its record (seconds, peak memory of this process's children, slowest
+    cells)."""
+    import papermill
+
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
+                                   cwd=str(notebook.parent), progress_bar=False,
+                                   execution_timeout=execution_timeout)
+    record = {"notebook": notebook.name, "seconds": round(time.perf_counter() - start, 1),
+              "peak_memory_gib": round(memory.peak / 2**30, 3), "output": str(out),
+              "parameters": params, "slowest_cells": cell_profile(out)}
+    log(f"  {notebook.name}: {record['seconds']} s, peak memory {record['peak_memory_gib']} GiB")
+    return record
 
 
 def main(argv=None) -> int:
