@@ -148,7 +148,7 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
              "wall_seconds": round(time.perf_counter() - wall, 1)}
     config.write_text(output_dir / ("timings_only.json" if only else "timings.json"), json.dumps(
         {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa, "complete": not only,
-         "beside": sorted(apart), "started": started,
+         "beside": sorted(Path(name).stem for name in apart), "started": started,
          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     if not only:

@@ -327,10 +327,10 @@ def default_models():
         made = {k: v for k, v in meta["params"].items()
                 if k in defaults and k not in ("cluster_fraction", "orientation")}
         assert made == {k: defaults[k] for k in made} and len(made) >= 6, (kind, made, defaults)
-        assert meta.get("structure_code_sha256") == models.structure_code_sha256(), (
-            f"{kind}: helpers/{', helpers/'.join(models.STRUCTURE_CODE)} changed since the model was shipped: run "
-            "`make run` (07 checks that its data are the ones the shipped model was trained on), then "
-            "`make pretrained`, and commit helpers/pretrained")
+        assert meta.get("structure_output_sha256") == models.structure_output_sha256(), (
+            f"{kind}: helpers/{', helpers/'.join(models.STRUCTURE_CODE)} no longer make the structures the model "
+            "was trained on: run `make run` (07 checks that its data are the ones the shipped model was trained on), "
+            "then `make pretrained`, and commit helpers/pretrained")
         assert meta["keras"].split(".")[0] == keras.__version__.split(".")[0], (meta["keras"], keras.__version__)
     return FIXTURES
 

@@ -402,3 +402,38 @@ def test_the_kept_epoch_is_the_best_accuracy_then_the_lowest_loss_as_keras_compa
                 c.on_epoch_begin(epoch)
                 c.on_epoch_end(epoch, entry)
         assert keep.best_epoch == best, (logs, keep.best_epoch)
+
+
+def test_the_structure_record_changes_with_what_the_code_makes_not_with_how(monkeypatch):
+    """save_model records what the code that makes structures produces on a probe: a change to any structure (here
+    displacements twice as large, or another rotation) changes the record; the same structures made by other code
+    (the lattice search without its grid of seen vectors) keep it."""
+    from helpers import defects, lattice, structures
+
+    models.structure_output_sha256.cache_clear()
+    today = models.structure_output_sha256()
+    original = defects.displacements
+    for module, name, changed in (
+            (defects, "displacements", lambda atoms, sigma, rng, **kw: original(atoms, 2 * sigma, rng, **kw)),
+            (structures, "random_rotation", lambda rng: np.eye(3))):
+        with monkeypatch.context() as m:
+            m.setattr(module, name, changed)
+            models.structure_output_sha256.cache_clear()
+            assert models.structure_output_sha256() != today, name
+
+    class EverySeenVector(lattice._SeenVectors):  # the plain scan over every vector seen, as the search once did
+        def __init__(self, radius):
+            super().__init__(radius)
+            self.all = []
+
+        def near(self, t):
+            return any(np.linalg.norm(v - t) < self.radius for v in self.all)
+
+        def add(self, t):
+            self.all.append(np.array(t, dtype=float))
+
+    with monkeypatch.context() as m:
+        m.setattr(lattice, "_SeenVectors", EverySeenVector)
+        models.structure_output_sha256.cache_clear()
+        assert models.structure_output_sha256() == today
+    models.structure_output_sha256.cache_clear()
