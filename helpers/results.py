@@ -169,9 +169,9 @@ def headline(found: dict) -> str:
     timings = found.get("timings")
     if timings and timings.get("complete", False):
         first = sum(r["seconds"] for r in timings["notebooks"] if r["notebook"][:2] <= "06")
-        overlap = (f" ({', '.join(timings['beside'])} ran beside the others: their times and memory overlap, "
+        overlap = (f" ({timings['lanes']} notebooks at a time: their times and memory overlap, "
                    f"{timings['total'].get('wall_seconds', 0) / 60:.1f} min from start to end)"
-                   if timings.get("beside") else "")
+                   if timings.get("lanes", 1) > 1 else "")
         rows.append(("Time of the whole series (01–06 / all), peak memory, on the CPU named above",
                      f"{first / 60:.1f} / {timings['total']['seconds'] / 60:.1f} min, "
                      f"{timings['total']['peak_memory_gib']:.2f} GiB{overlap}"))

@@ -98,33 +98,42 @@ def cell_profile(executed, top: int = 5) -> list:
     return sorted(cells, key=lambda c: -c["seconds"])[:top]
 
 
-#: notebooks that read nothing the others write (08 starts from the shipped 07 network): ``beside`` may run them in
-#: a second kernel beside the rest
-INDEPENDENT = ("08_local_structure",)
+#: what each notebook reads of the others (by number): 08 starts from the shipped 07 network and reads nothing of
+#: them. A notebook missing here reads every one before it.
+READS = {"01": (), "02": ("01",), "03": ("01", "02"), "04": ("02", "03"), "05": ("02", "03"),
+         "06": ("01", "02", "03", "04", "05"), "07": ("01", "02", "03"), "08": ()}
+#: with more than one lane, which of the notebooks ready to run starts first: the longest chain (03, then 07)
+LANE_ORDER = ("01", "02", "03", "07", "04", "05", "06", "08")
+
+
+def reads(notebook: Path, among: list) -> set:
+    """The notebooks of ``among`` that ``notebook`` reads (:data:`READS`)."""
+    number = notebook.name[:2]
+    earlier = {nb.name[:2] for nb in among if int(nb.name[:2]) < int(number)}
+    return set(READS.get(number, earlier)) & {nb.name[:2] for nb in among}
 
 
 def run_series(output_dir: Path | None = None, parameters: dict | None = None, only: list | None = None,
                kernel_name: str = "python3", log=print, isa: str = "native",
-               execution_timeout: int | None = None, beside: tuple = ()) -> list:
+               execution_timeout: int | None = None, lanes: int = 1) -> list:
     """Execute the notebooks in order; ``parameters`` maps a notebook's stem to its papermill
     parameters; ``isa`` names an instruction-set profile (``helpers.machine.ISA_PROFILES``) the kernels are held
     to; ``execution_timeout``: seconds any one cell may run before papermill stops it (None: no limit);
-    ``beside``: stems of :data:`INDEPENDENT` notebooks to run in a second kernel from the start, beside the others
-    (the tests, where a core would otherwise idle; their times and memory then overlap the others', and
-    timings.json says so). Returns one record per notebook, in the series' order (name, seconds, peak memory in
-    GiB, output path, slowest cells)."""
+    ``lanes``: how many notebooks may run at once, each as soon as those it reads (:data:`READS`) have finished
+    (the tests run two: 08 beside 01-03, then 04-06 beside 07, where the chain would leave a core idle; their
+    times and memory then overlap, and timings.json says so). One lane (``make run``) runs them one at a time in
+    numeric order, so that each notebook's time is its own. Returns one record per notebook, in the series' order
+    (name, seconds, peak memory in GiB, output path, slowest cells)."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from datetime import datetime, timezone
 
     from . import machine
 
     if isa not in machine.ISA_PROFILES:
         raise ValueError(f"isa must be one of {tuple(machine.ISA_PROFILES)}, got {isa!r}")
-    unknown = set(beside) - set(INDEPENDENT)
-    if unknown:
-        raise ValueError(f"only {INDEPENDENT} read nothing of the other notebooks and can run beside them, "
-                         f"not {sorted(unknown)}")
+    if int(lanes) < 1:
+        raise ValueError(f"lanes must be at least 1, got {lanes}")
     os.environ.update(machine.ISA_PROFILES[isa])  # the kernels papermill starts inherit it
     output_dir = Path(output_dir or config.executed_dir())
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -136,19 +145,33 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         out = output_dir / notebook.name
         params = parameters.get(notebook.stem, {})
         log(f"running {notebook.name} {params or '(defaults)'} -> {out}")
-        return _execute(notebook, out, params, kernel_name, execution_timeout, log)
+        began = time.perf_counter() - wall
+        record = _execute(notebook, out, params, kernel_name, execution_timeout, log)
+        # seconds from the start of the series: which notebooks overlapped
+        return {**record, "began_s": round(began, 1), "ended_s": round(time.perf_counter() - wall, 1)}
 
-    with ThreadPoolExecutor(max_workers=1) as second:
-        apart = {nb.name: second.submit(execute, nb) for nb in chosen if nb.stem in beside}
-        records = {nb.name: execute(nb) for nb in chosen if nb.name not in apart}
-        records.update({name: future.result() for name, future in apart.items()})
+    def first(notebook: Path) -> tuple:
+        number = notebook.name[:2]
+        return (LANE_ORDER.index(number) if lanes > 1 and number in LANE_ORDER else len(LANE_ORDER), int(number))
+
+    records, pending, running = {}, list(chosen), {}
+    with ThreadPoolExecutor(max_workers=int(lanes)) as pool:
+        while pending or running:
+            unfinished = {nb.name[:2] for nb in pending} | {nb.name[:2] for nb in running.values()}
+            ready = sorted((nb for nb in pending if not reads(nb, chosen) & unfinished), key=first)
+            for notebook in ready[: int(lanes) - len(running)]:
+                pending.remove(notebook)
+                running[pool.submit(execute, notebook)] = notebook
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                records[running.pop(future).name] = future.result()  # a failed notebook stops the series here
     records = [records[nb.name] for nb in chosen]
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0),
              "wall_seconds": round(time.perf_counter() - wall, 1)}
     config.write_text(output_dir / ("timings_only.json" if only else "timings.json"), json.dumps(
         {"notebooks": records, "total": total, "machine": machine.describe(), "isa": isa, "complete": not only,
-         "beside": sorted(Path(name).stem for name in apart), "started": started,
+         "lanes": int(lanes), "started": started,
          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2))
     log(f"series: {total['seconds']} s in all, peak memory {total['peak_memory_gib']} GiB")
     if not only:
@@ -183,8 +206,11 @@ def main(argv=None) -> int:
 
     parser.add_argument("--isa", choices=list(ISA_PROFILES), default="native",
                         help="hold numpy, OpenBLAS, numba and oneDNN to these instruction sets (default: all the CPU has)")
+    parser.add_argument("--lanes", type=int, default=1,
+                        help="notebooks run at once, each after those it reads (default 1: one at a time, so that "
+                             "each notebook's time is its own)")
     args = parser.parse_args(argv)
-    run_series(args.output, only=args.only, isa=args.isa)
+    run_series(args.output, only=args.only, isa=args.isa, lanes=args.lanes)
     return 0
 
 
