@@ -186,6 +186,39 @@ def reuse_sets(expect: dict, prefix: str = "") -> tuple | None:
     return made, fps
 
 
+def _build_side(build, side: str, wanted: int, seed: int, test_fraction: float, n_jobs, progress: bool) -> tuple:
+    """([(parent, built records)] of ``wanted`` parents per class for ``side`` ("train" or "test"), in class order;
+    {class: parents dropped}). Draws what is still missing, plus a few for parents spglib rejects, until every
+    class has its count."""
+    class_names = list(structures.CLASSES)
+    per_class = {c: [] for c in class_names}
+    dropped = {c: 0 for c in class_names}
+    draws = {c: 0 for c in class_names}
+    rngs = {c: np.random.default_rng([seed, _SIDE_CODE[side], ci, 10**6]) for ci, c in enumerate(class_names)}
+    while True:
+        jobs = []
+        for ci, c in enumerate(class_names):
+            missing = wanted - len(per_class[c])
+            if missing <= 0:
+                continue
+            extra = missing + max(2, missing // 50)
+            for parent in structures.draw_parents(c, extra, side, seed, test_fraction, rngs[c]):
+                jobs.append((side, ci, draws[c], parent))
+                draws[c] += 1
+        if not jobs:
+            break
+        desc = f"{side} structures" if progress else None
+        for _, chunk, results in map_chunks(build, jobs, n_jobs=n_jobs, chunk_size=32, progress=progress,
+                                            desc=desc, unit="structure"):
+            for (_, ci, _, parent), result in zip(chunk, results):
+                c = class_names[ci]
+                if result is None:
+                    dropped[c] += 1
+                elif len(per_class[c]) < wanted:
+                    per_class[c].append((parent, result))
+    return [item for c in class_names for item in per_class[c]], dropped
+
+
 def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200, seed: int = 0,
                             target_atoms: int = 256, vacancy_fraction: float = 0.25,
                             displacement_sigma: float = 0.02, test_fraction: float = 0.2,
@@ -216,35 +249,9 @@ def generate_structure_sets(n_per_class: int = 1500, n_test_per_class: int = 200
     class_names = list(structures.CLASSES)
     build = partial(_build_chunk, seed=seed, target_atoms=target_atoms, vacancy_fraction=vacancy_fraction,
                     displacement_sigma=displacement_sigma, orientation=orientation, cluster_fraction=cluster_fraction)
-    kept = {"train": [], "test": []}
-    dropped = {side: {c: 0 for c in class_names} for side in kept}
+    kept, dropped = {}, {}
     for side, wanted in (("train", n_per_class), ("test", n_test_per_class)):
-        per_class = {c: [] for c in class_names}
-        draws = {c: 0 for c in class_names}
-        rngs = {c: np.random.default_rng([seed, _SIDE_CODE[side], ci, 10**6]) for ci, c in enumerate(class_names)}
-        while True:
-            # Draw what is still missing (plus a few for parents spglib rejects) and build them.
-            jobs = []
-            for ci, c in enumerate(class_names):
-                missing = wanted - len(per_class[c])
-                if missing <= 0:
-                    continue
-                extra = missing + max(2, missing // 50)
-                for parent in structures.draw_parents(c, extra, side, seed, test_fraction, rngs[c]):
-                    jobs.append((side, ci, draws[c], parent))
-                    draws[c] += 1
-            if not jobs:
-                break
-            desc = f"{side} structures" if progress else None
-            for _, chunk, results in map_chunks(build, jobs, n_jobs=n_jobs, chunk_size=32, progress=progress,
-                                                desc=desc, unit="structure"):
-                for (_, ci, _, parent), result in zip(chunk, results):
-                    c = class_names[ci]
-                    if result is None:
-                        dropped[side][c] += 1
-                    elif len(per_class[c]) < wanted:
-                        per_class[c].append((parent, result))
-        kept[side] = [item for c in class_names for item in per_class[c]]
+        kept[side], dropped[side] = _build_side(build, side, wanted, seed, test_fraction, n_jobs, progress)
 
     # Training parents give one pristine structure each; every test parent gives the same rotated
     # supercell three times: pristine, with vacancies, with displacements (one set each).

@@ -312,28 +312,28 @@ def supercell_repeats(cell: np.ndarray, n_atoms: int, target: int = 256, minimum
     return int(n1[i]), int(n2[i]), int(n3[i])
 
 
-def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool = False,
-                   symprec: float = SYMPREC) -> Block:
-    """The structure re-cut to about ``target_atoms`` atoms of its crystal's standard conventional cell, in
-    spglib's standard orientation (or, with ``keep_orientation``, in the input's own), defects kept (module
-    docstring). ``symprec``: spglib's tolerance on the ideal cell, in nearest-neighbour distances. Raises
-    AlignmentError when the crystal's lattice or symmetry cannot be found."""
-    scale, spread = scale_and_spread(atoms)
-    cell = np.asarray(atoms.cell[:], dtype=np.float64)
-    ideal, how = atoms, "ideal cell of the input"  # a perfect small cell (e.g. a conventional cell) as it is
+def _found_ideal_cell(atoms: Atoms, scale: float, spread: float) -> tuple:
+    """(the crystal's ideal primitive cell, how it was found): from the translations found among the atoms, or the
+    input itself where it is a perfect small cell."""
     if len(atoms) >= MIN_ATOMS_FOR_SEARCH:
         basis = primitive_lattice(atoms, scale, spread)
-        ideal, how = ideal_cell(atoms, basis, scale), "translations found among the atoms"
-    elif spread > IDEAL_SPREAD * scale:
+        return ideal_cell(atoms, basis, scale), "translations found among the atoms"
+    if spread > IDEAL_SPREAD * scale:
         # A small displaced cell is searched repeated k x k x k to at least MIN_ATOMS_FOR_SEARCH atoms (its own
         # translations are then among those tested): taken as its own ideal cell, it had no symmetry.
         k = int(np.ceil((MIN_ATOMS_FOR_SEARCH / len(atoms)) ** (1.0 / 3.0) - 1e-9))
         repeated = atoms.repeat(k)
         try:
             basis = primitive_lattice(repeated, scale, spread)
-            ideal, how = ideal_cell(repeated, basis, scale), f"translations found among the atoms (repeated {k}x{k}x{k})"
+            return ideal_cell(repeated, basis, scale), f"translations found among the atoms (repeated {k}x{k}x{k})"
         except AlignmentError:
             pass  # no lattice found that way: the input as its own ideal cell
+    return atoms, "ideal cell of the input"  # a perfect small cell (e.g. a conventional cell) as it is
+
+
+def _symmetry(ideal: Atoms, tolerance: float, keep_orientation: bool) -> tuple:
+    """(the ideal cell as spglib read it, spglib's symmetry dataset of it at ``tolerance`` in Angstrom);
+    AlignmentError where it finds none, or only the periodic box itself (P1 with several atoms in the cell)."""
     if keep_orientation:
         # In its own orientation the conventional cell is one of several equivalent ones (a hexagonal a and b
         # turned by 60 degrees), and spglib's pick can flip with the last bits of its input, which differ between
@@ -343,7 +343,7 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
                       scaled_positions=np.round(ideal.get_scaled_positions(), 7) % 1.0, pbc=True)
     try:
         data = spglib.get_symmetry_dataset((ideal.cell[:], ideal.get_scaled_positions(), ideal.numbers),
-                                           symprec=symprec * scale)
+                                           symprec=tolerance)
     except spglib.error.SpglibError as exc:
         raise AlignmentError(f"spglib found no symmetry in the crystal's ideal cell ({exc})") from exc
     if data is None:
@@ -353,6 +353,19 @@ def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool
         # is the periodic box itself repeating, with nothing crystalline inside it (a liquid or amorphous snapshot)
         raise AlignmentError(f"no symmetry beyond the periodic box: the only lattice found is the {len(ideal)}-atom "
                              "cell itself, with space group P1 (an amorphous or too disordered structure)")
+    return ideal, data
+
+
+def standard_block(atoms: Atoms, target_atoms: int = 256, keep_orientation: bool = False,
+                   symprec: float = SYMPREC) -> Block:
+    """The structure re-cut to about ``target_atoms`` atoms of its crystal's standard conventional cell, in
+    spglib's standard orientation (or, with ``keep_orientation``, in the input's own), defects kept (module
+    docstring). ``symprec``: spglib's tolerance on the ideal cell, in nearest-neighbour distances. Raises
+    AlignmentError when the crystal's lattice or symmetry cannot be found."""
+    scale, spread = scale_and_spread(atoms)
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    ideal, how = _found_ideal_cell(atoms, scale, spread)
+    ideal, data = _symmetry(ideal, symprec * scale, keep_orientation)
     in_frame = np.linalg.inv(data.transformation_matrix).T @ np.asarray(ideal.cell[:])  # conventional rows, input axes
     if keep_orientation:
         rotation, lattice = np.eye(3), in_frame

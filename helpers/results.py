@@ -166,6 +166,17 @@ def headline(found: dict) -> str:
                      " / ".join(config.percent(h[k]["views"]) for k in ("test_pristine", "test_vacancies", "test_displacements",
                                                               "test_clusters") if k in h)))
     rows += local_rows(found.get("local"))
+    rows += time_rows(found)
+    lines = ["| what | measured |", "|---|---|"] + [f"| {w} | {v} |" for w, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def time_rows(found: dict) -> list:
+    """Headline rows of the series' time: this run's (when complete), and each instruction-set limit of
+    ``make bench-series``."""
+    from .machine import ISA_TEXT
+
+    rows = []
     timings = found.get("timings")
     if timings and timings.get("complete", False):
         first = sum(r["seconds"] for r in timings["notebooks"] if r["notebook"][:2] <= "06")
@@ -175,18 +186,13 @@ def headline(found: dict) -> str:
         rows.append(("Time of the whole series (01–06 / all), peak memory, on the CPU named above",
                      f"{first / 60:.1f} / {timings['total']['seconds'] / 60:.1f} min, "
                      f"{timings['total']['peak_memory_gib']:.2f} GiB{overlap}"))
-    bench = found.get("bench_series")
-    for isa, run in ((bench or {}).get("runs") or {}).items():
-        if isa == "native":
-            continue
-        from .machine import ISA_TEXT
-
-        first = sum(r["seconds"] for r in run["notebooks"] if r["notebook"][:2] <= "06")
-        rows.append((f"Time of the whole series (01–06 / all), the same CPU held to {ISA_TEXT.get(isa, isa)} "
-                     f"(`make bench-series`, finished {run.get('finished', '?')})",
-                     f"{first / 60:.1f} / {run['total']['seconds'] / 60:.1f} min"))
-    lines = ["| what | measured |", "|---|---|"] + [f"| {w} | {v} |" for w, v in rows]
-    return "\n".join(lines) + "\n"
+    for isa, run in ((found.get("bench_series") or {}).get("runs") or {}).items():
+        if isa != "native":
+            first = sum(r["seconds"] for r in run["notebooks"] if r["notebook"][:2] <= "06")
+            rows.append((f"Time of the whole series (01–06 / all), the same CPU held to {ISA_TEXT.get(isa, isa)} "
+                         f"(`make bench-series`, finished {run.get('finished', '?')})",
+                         f"{first / 60:.1f} / {run['total']['seconds'] / 60:.1f} min"))
+    return rows
 
 
 def local_rows(local: dict | None) -> list:
@@ -238,6 +244,16 @@ def page(found: dict) -> str:
         if path.exists():
             out += [f"## {title}", "", path.read_text().strip(), ""]
     out += trust_lines(found)
+    out += time_sections(found)
+    out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
+               "beside this run in `figures/REPORT.md`.")
+    return "\n".join(out) + "\n"
+
+
+def time_sections(found: dict) -> list:
+    """The page's sections on time: per notebook of this run, per instruction-set limit (``make bench-series``),
+    and per exercise rerun (``make bench-exercises``)."""
+    out = []
     timings = found.get("timings")
     if timings:
         out += ["## Time and memory per notebook", "",
@@ -280,9 +296,7 @@ def page(found: dict) -> str:
             secs = "—" if r["seconds"] is None else f"{r['seconds']}" + (" (failed)" if r.get("error") else "")
             out.append(f"| {r['notebook']} | {r['exercise']}. {r['title']} | {how} | {secs} |")
         out.append("")
-    out.append("The figures of the run are in `figures/`, the executed notebooks in `executed/`, the course report set "
-               "beside this run in `figures/REPORT.md`.")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def trust_lines(found: dict) -> list:

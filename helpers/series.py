@@ -125,7 +125,6 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
     numeric order, so that each notebook's time is its own. Returns one record per notebook, in the series' order
     (name, seconds, peak memory in GiB, output path, slowest cells)."""
     import os
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from datetime import datetime, timezone
 
     from . import machine
@@ -150,22 +149,7 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
         # seconds from the start of the series: which notebooks overlapped
         return {**record, "began_s": round(began, 1), "ended_s": round(time.perf_counter() - wall, 1)}
 
-    def first(notebook: Path) -> tuple:
-        number = notebook.name[:2]
-        return (LANE_ORDER.index(number) if lanes > 1 and number in LANE_ORDER else len(LANE_ORDER), int(number))
-
-    records, pending, running = {}, list(chosen), {}
-    with ThreadPoolExecutor(max_workers=int(lanes)) as pool:
-        while pending or running:
-            unfinished = {nb.name[:2] for nb in pending} | {nb.name[:2] for nb in running.values()}
-            ready = sorted((nb for nb in pending if not reads(nb, chosen) & unfinished), key=first)
-            for notebook in ready[: int(lanes) - len(running)]:
-                pending.remove(notebook)
-                running[pool.submit(execute, notebook)] = notebook
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                records[running.pop(future).name] = future.result()  # a failed notebook stops the series here
-    records = [records[nb.name] for nb in chosen]
+    records = _in_lanes(chosen, int(lanes), execute)
     total = {"seconds": round(sum(r["seconds"] for r in records), 1),
              "peak_memory_gib": max((r["peak_memory_gib"] for r in records), default=0.0),
              "wall_seconds": round(time.perf_counter() - wall, 1)}
@@ -179,6 +163,30 @@ def run_series(output_dir: Path | None = None, parameters: dict | None = None, o
 
         log(f"results page: {write_page()}")
     return records
+
+
+def _in_lanes(chosen: list, lanes: int, execute) -> list:
+    """``execute(notebook)`` for each of ``chosen``, at most ``lanes`` at once, each once those it reads
+    (:func:`reads`) have finished; with more than one lane the ready ones start in :data:`LANE_ORDER`. Returns
+    their records in the order of ``chosen``; a notebook that fails stops the series (those running finish)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    def first(notebook: Path) -> tuple:
+        number = notebook.name[:2]
+        return (LANE_ORDER.index(number) if lanes > 1 and number in LANE_ORDER else len(LANE_ORDER), int(number))
+
+    records, pending, running = {}, list(chosen), {}
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        while pending or running:
+            unfinished = {nb.name[:2] for nb in pending} | {nb.name[:2] for nb in running.values()}
+            ready = sorted((nb for nb in pending if not reads(nb, chosen) & unfinished), key=first)
+            for notebook in ready[: lanes - len(running)]:
+                pending.remove(notebook)
+                running[pool.submit(execute, notebook)] = notebook
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                records[running.pop(future).name] = future.result()
+    return [records[nb.name] for nb in chosen]
 
 
 def _execute(notebook: Path, out: Path, params: dict, kernel_name: str, execution_timeout, log) -> dict:
