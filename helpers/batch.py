@@ -324,6 +324,37 @@ def part_name(number: int, suffix: str) -> str:
     return f"part-{number:06d}{suffix}"
 
 
+def _take_answer(row: dict, answer: dict, source: str) -> None:
+    """Put classify's answer for one structure into its table row: its atom count as ``classified_atoms``, its
+    error (which names the formula) in the row's words (which name the source), unless reading already failed."""
+    answer["classified_atoms"] = answer.pop("n_atoms", None)
+    own_error = answer.pop("error", None)
+    own_error = own_error if isinstance(own_error, str) and own_error else None
+    answer.pop("source", None)
+    answer.pop("formula", None)
+    row.update(answer)
+    if own_error and not row["error"]:
+        row["error"] = f"{source}: {own_error.split(': ', 1)[-1]}"
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(temporary path)``, then the temporary file renamed to ``path``: a reader sees the whole file or none."""
+    tmp = provenance.temporary_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def process_chunk(chunk: Chunk, out: str, options: dict) -> dict:
     """Worker: read, fingerprint and classify one chunk; write its fingerprints, then its table (the mark that
     the chunk is finished), each atomically. Returns a small summary, never the results."""
@@ -357,33 +388,13 @@ def process_chunk(chunk: Chunk, out: str, options: dict) -> dict:
         if todo:
             answers = _classify_rows([rows[k][3] for k in todo], options, chunk_seed(options["seed"], chunk.number))
             for k, answer in zip(todo, answers):
-                answer = dict(answer)
-                answer["classified_atoms"] = answer.pop("n_atoms", None)
-                own_error = answer.pop("error", None)
-                own_error = own_error if isinstance(own_error, str) and own_error else None
-                answer.pop("source", None)
-                answer.pop("formula", None)
-                table[k].update(answer)
-                if own_error and not table[k]["error"]:  # classify names the formula; the table names the source
-                    table[k]["error"] = f"{rows[k][1]}: {own_error.split(': ', 1)[-1]}"
+                _take_answer(table[k], dict(answer), rows[k][1])
     if fingerprints is not None:
-        path = out / FINGERPRINT_DIR / part_name(chunk.number, ".npy")
-        tmp = provenance.temporary_path(path)
-        try:
-            with open(tmp, "wb") as handle:
-                np.save(handle, fingerprints)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_atomically(out / FINGERPRINT_DIR / part_name(chunk.number, ".npy"),
+                          lambda tmp: tmp.write_bytes(_npy_bytes(fingerprints)))
     columns = {name: [_cell(row.get(name), kind) for row in table] for name, kind in COLUMNS}
     arrow = pa.table(columns, schema=_schema())
-    path = out / TABLE_DIR / part_name(chunk.number, ".parquet")
-    tmp = provenance.temporary_path(path)
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_atomically(out / TABLE_DIR / part_name(chunk.number, ".parquet"), lambda tmp: pq.write_table(arrow, tmp))
     return {"chunk": chunk.number, "rows": len(table), "errors": sum(bool(r["error"]) for r in table),
             "seconds": time.perf_counter() - start, "worker_pid": os.getpid()}
 

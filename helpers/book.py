@@ -174,12 +174,11 @@ def check_site(site: Path, screenshots: dict | None = None, timeout_ms: int = 60
     import functools
     import http.server
     import threading
-    from urllib.parse import unquote, urldefrag, urljoin, urlparse
-
     from playwright.sync_api import sync_playwright
 
     site = Path(site).resolve()
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -224,11 +223,19 @@ def check_site(site: Path, screenshots: dict | None = None, timeout_ms: int = 60
             browser.close()
     finally:
         server.shutdown()
-    internal = 0
+    internal = [(name, href) for name, href in links if href.startswith(base)]  # other sites: not ours to check
+    problems += _dead_links(site, base, internal, anchors)
+    return {"pages": len(pages), "images": images, "links": len(internal), "problems": problems,
+            "external": sorted(external)}
+
+
+def _dead_links(site: Path, base: str, links: list, anchors: dict) -> list:
+    """Problems of the site's own links [(page, href)]: a page that does not exist, or an #anchor that its page
+    (``anchors``: {page: ids on it}) does not have."""
+    from urllib.parse import unquote, urldefrag, urljoin, urlparse
+
+    problems = []
     for name, href in links:
-        if not href.startswith(base):
-            continue  # another site: not ours to check
-        internal += 1
         target, fragment = urldefrag(href)
         path = unquote(urlparse(target).path)[1:] or "index.html"
         if path.endswith("/"):
@@ -237,8 +244,7 @@ def check_site(site: Path, screenshots: dict | None = None, timeout_ms: int = 60
             problems.append(f"{name}: link to a missing page: {urljoin(name, href[len(base):])}")
         elif fragment and path in anchors and unquote(fragment) not in anchors[path]:
             problems.append(f"{name}: link to a missing anchor: {path}#{fragment}")
-    return {"pages": len(pages), "images": images, "links": internal, "problems": problems,
-            "external": sorted(external)}
+    return problems
 
 
 def main(argv=None) -> int:

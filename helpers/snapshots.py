@@ -81,6 +81,19 @@ def boundary_distance(positions: np.ndarray, seeds: np.ndarray, box: np.ndarray)
     return grain, plane.min(axis=1)
 
 
+def _crowded(positions: np.ndarray, grain_of: np.ndarray, box: np.ndarray, distance: float) -> np.ndarray:
+    """Which atoms to remove at the grain boundaries: of two atoms closer than ``distance`` (periodic box), the one
+    of the higher-numbered grain, pairs taken in a fixed order and none removed for an atom already removed."""
+    tree = cKDTree(np.mod(positions, box), boxsize=box)
+    pairs = tree.query_pairs(distance, output_type="ndarray")
+    drop = np.zeros(len(positions), bool)
+    for i, j in pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]:
+        if drop[i] or drop[j]:
+            continue
+        drop[i if grain_of[i] > grain_of[j] else j] = True
+    return drop
+
+
 def voronoi_polycrystal(grains, box_size, seed: int = 0, remove_closer: float = 0.7,
                         displacement: float = 0.0) -> Atoms:
     """A periodic polycrystal of Voronoi grains in random orientations.
@@ -130,14 +143,7 @@ def voronoi_polycrystal(grains, box_size, seed: int = 0, remove_closer: float = 
     grain_of = np.concatenate(grain_of)
     numbers = np.concatenate(numbers)
     true = np.concatenate(true)
-    tree = cKDTree(np.mod(positions, box), boxsize=box)
-    pairs = tree.query_pairs(remove_closer * nn.min(), output_type="ndarray")
-    drop = np.zeros(len(positions), bool)
-    for i, j in pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]:
-        if drop[i] or drop[j]:
-            continue
-        drop[i if grain_of[i] > grain_of[j] else j] = True
-    keep = ~drop
+    keep = ~_crowded(positions, grain_of, box, remove_closer * nn.min())
     positions, numbers, grain_of, true = positions[keep], numbers[keep], grain_of[keep], true[keep]
     if displacement:
         positions = positions + rng.normal(0.0, 1.0, positions.shape) * (displacement * nn[grain_of])[:, None]
