@@ -9,7 +9,8 @@ time goes) and the machine, with the instruction sets the run was held to.
 ``--isa avx2`` (or ``avx512_bf16``) holds numpy, OpenBLAS, numba and oneDNN to a smaller instruction set
 (:data:`helpers.machine.ISA_PROFILES`), so that a machine with AVX-512 or AMX also tells what a laptop with AVX2 only
 would take. ``--only 03 04`` runs some notebooks and writes ``timings_only.json`` beside, never over, the whole
-series' ``timings.json``.
+series' ``timings.json``. ``--lanes 2`` runs two notebooks at a time, each once those it reads have finished
+(:data:`READS`): the tests do, on two cores; the times of a notebook then include the other's share of the CPU.
 """
 from __future__ import annotations
 
