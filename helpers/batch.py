@@ -524,6 +524,45 @@ def _check_models(model: str) -> None:
         raise FileNotFoundError(f"{missing[0]} Or pass classify=False (--no-classify) for fingerprints only.")
 
 
+def _run_chunks(client, chunks, out: Path, options: dict, done: set, summary: dict, limit: int,
+                progress: bool) -> None:
+    """Send each of ``chunks`` not in ``done`` to a worker, at most ``limit`` in flight, and count what comes back
+    (and what was done before) into ``summary``. A chunk that failed stops the batch here, with its error."""
+    from distributed import wait
+    from tqdm.auto import tqdm
+
+    running = set()
+    bar = tqdm(desc="batch", unit="structure", disable=not progress)
+
+    def collect(futures):
+        for future in futures:
+            result = future.result()
+            summary["errors"] += result["errors"]
+            summary["computed"] += 1
+            summary["worker_seconds"] += result["seconds"]
+            bar.update(result["rows"])
+
+    for chunk in chunks:
+        summary["chunks"] += 1
+        summary["structures"] += chunk.n
+        if chunk.number in done:
+            summary["skipped"] += 1
+            bar.update(chunk.n)
+            continue
+        # The chunk's structures go to a worker as data (scatter), not inside the task: the scheduler keeps what it
+        # deserialises of a task's graph for the rest of the run (measured by make bench-scale), which made its
+        # memory grow with the collection.
+        data = client.scatter(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL), hash=False)
+        running.add(client.submit(process_pickled_chunk, data, str(out), options, pure=False))
+        del data
+        if len(running) >= limit:
+            finished, running = wait(running, return_when="FIRST_COMPLETED")
+            collect(finished)
+    finished, _ = wait(running)
+    collect(finished)
+    bar.close()
+
+
 def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int | None = None,
               classify: bool = True, fingerprints: bool = True, model: str = "auto", n_mc: int = 50, seed: int = 0,
               n_orientations: int | None = None, target_atoms: int | None = None,
@@ -563,9 +602,6 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
         ``computed``, ``seconds`` (wall clock), ``worker_seconds`` (the computed chunks' time on their workers),
         ``workers``, ``out``.
     """
-    from distributed import wait
-    from tqdm.auto import tqdm
-
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     if not classify and not fingerprints:
@@ -575,8 +611,7 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
         _check_models(model)
     options = {"chunk_size": int(chunk_size), "classify": bool(classify), "fingerprints": bool(fingerprints),
                "model": model, "n_mc": int(n_mc), "seed": int(seed), "n_orientations": n_orientations,
-               "target_atoms": target_atoms,
-               "allow_multiple_elements": bool(allow_multiple_elements)}
+               "target_atoms": target_atoms, "allow_multiple_elements": bool(allow_multiple_elements)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _prepare_output(out, _manifest(kind, sources, options), overwrite)
@@ -587,39 +622,9 @@ def run_batch(sources, out, chunk_size: int = 256, address=None, n_workers: int 
     with without_main_module():
         client, cluster, own_client = _client(address, n_workers)
         try:
-            workers = len(client.nthreads()) or 1
-            summary["workers"] = workers
-            limit = int(max_in_flight or 2 * workers)
-            running = set()
-            bar = tqdm(desc="batch", unit="structure", disable=not progress)
-
-            def collect(futures):
-                for future in futures:
-                    result = future.result()  # a chunk that failed stops the batch here, with its error
-                    summary["errors"] += result["errors"]
-                    summary["computed"] += 1
-                    summary["worker_seconds"] += result["seconds"]
-                    bar.update(result["rows"])
-
-            for chunk in iter_chunks(kind, sources, int(chunk_size), skip=done):
-                summary["chunks"] += 1
-                summary["structures"] += chunk.n
-                if chunk.number in done:
-                    summary["skipped"] += 1
-                    bar.update(chunk.n)
-                    continue
-                # The chunk's structures go to a worker as data (scatter), not inside the task: the scheduler
-                # keeps what it deserialises of a task's graph for the rest of the run (measured by make
-                # bench-scale), which made its memory grow with the collection.
-                data = client.scatter(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL), hash=False)
-                running.add(client.submit(process_pickled_chunk, data, str(out), options, pure=False))
-                del data
-                if len(running) >= limit:
-                    finished, running = wait(running, return_when="FIRST_COMPLETED")
-                    collect(finished)
-            finished, _ = wait(running)
-            collect(finished)
-            bar.close()
+            summary["workers"] = workers = len(client.nthreads()) or 1
+            _run_chunks(client, iter_chunks(kind, sources, int(chunk_size), skip=done), out, options, done, summary,
+                        int(max_in_flight or 2 * workers), progress)
         finally:
             if own_client:
                 client.close()

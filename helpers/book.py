@@ -163,6 +163,21 @@ def chromium() -> str:
                             "(Debian/Ubuntu: `apt-get install chromium`); browser builds are not downloaded")
 
 
+def _serve(site: Path) -> tuple:
+    """(a quiet local HTTP server of ``site`` running in a thread, its base URL); ``server.shutdown()`` stops it."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
 def check_site(site: Path, screenshots: dict | None = None, timeout_ms: int = 60_000) -> dict:
     """Open every page of the built site in headless Chromium (Playwright driving the system's Chromium) over a
     local HTTP server, and report what a reader would hit: console errors and page errors, pictures that did not
@@ -171,21 +186,11 @@ def check_site(site: Path, screenshots: dict | None = None, timeout_ms: int = 60
     are listed under "external", and their failures are not counted as the site's. ``screenshots``: {page path
     relative to the site: PNG path} of pages to photograph (full page). Returns {"pages": n, "images": n, "links": n,
     "problems": [...], "external": [...]}."""
-    import functools
-    import http.server
-    import threading
     from playwright.sync_api import sync_playwright
 
     site = Path(site).resolve()
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    server, base = _serve(site)
     problems, images, links, anchors, external = [], 0, [], {}, set()
     try:
         with sync_playwright() as pw:

@@ -300,6 +300,113 @@ def _model_path(model) -> Path:
 
 
 # ---- the entry point ---------------------------------------------------------------------------
+class _InOrder:
+    """The per-atom sums of a map, added chunk by chunk in chunk order whatever order the chunks finish in, so the
+    map is the same to the last bit from run to run; only chunks that finished early wait (a few, as few as are in
+    flight). With ``keep_windows`` the windows' own answers are kept too, in the same order."""
+
+    def __init__(self, firsts: list, n_atoms: int, n_classes: int, keep_windows: bool):
+        self.sums = np.zeros((n_atoms, n_classes + 3))
+        self.window_parts, self.waiting, self.keep_windows = [], {}, keep_windows
+        self._order = iter(firsts)
+        self.next = next(self._order, None)
+
+    def add(self, part: dict) -> None:
+        self.waiting[part["first"]] = part
+        while self.next in self.waiting:
+            ready = self.waiting.pop(self.next)
+            self.sums[ready["atoms"]] += ready["sums"]
+            if self.keep_windows:
+                self.window_parts.append({k: ready[k] for k in ("centres", "radius", "probability", "entropy",
+                                                                "mutual_information")})
+            self.next = next(self._order, None)
+
+
+def _checked_request(atoms, window_atoms, n_views, n_mc, chunk_size) -> tuple:
+    """(atoms, window_atoms, whether periodic) of a map request, or a ValueError that names the fix."""
+    atoms = check_atoms(atoms)
+    window_atoms = int(window_atoms)
+    if window_atoms < 20:
+        raise ValueError(f"window_atoms must be at least 20 (a fingerprint of fewer atoms has no peaks), got "
+                         f"{window_atoms}")
+    for name, value in (("n_views", n_views), ("n_mc", n_mc), ("chunk_size", chunk_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value!r}")
+    periodic = bool(np.all(atoms.pbc))
+    if not periodic and len(atoms) < window_atoms:
+        raise ValueError(f"a finite structure of {len(atoms)} atoms is smaller than one window ({window_atoms} "
+                         "atoms): classify it whole with helpers.classify.classify, or pass a smaller window_atoms")
+    return atoms, window_atoms, periodic
+
+
+def _mapped(atoms: Atoms, sums: np.ndarray) -> Atoms:
+    """A copy of ``atoms`` with the per-atom arrays of :data:`ARRAYS`, from the per-atom sums of the windows
+    (columns: weighted class probabilities, weighted mutual information, the weight, the number of windows)."""
+    from scipy.stats import entropy
+
+    from .structures import CLASSES
+
+    n_classes = len(CLASSES)
+    weight = sums[:, n_classes + 1]
+    probabilities = sums[:, :n_classes] / weight[:, None]
+    result = atoms.copy()
+    result.calc = None
+    result.set_array("local_class", np.asarray(CLASSES)[probabilities.argmax(axis=1)].astype(str))
+    result.set_array("local_probability", probabilities.max(axis=1))
+    result.set_array("local_entropy", entropy(probabilities, axis=1))
+    result.set_array("local_mutual_information", sums[:, n_classes] / weight)
+    result.set_array("local_windows", sums[:, n_classes + 2].astype(int))
+    result.set_array("local_probabilities", probabilities)
+    return result
+
+
+def _windows_frame(parts: list):
+    """The windows' answers (chunk by chunk, in order) as a DataFrame: centre, radius, entropy, mutual
+    information, the probability of every class and the class."""
+    import pandas as pd
+
+    from .structures import CLASSES
+
+    centres_done = np.concatenate([p["centres"] for p in parts])
+    windows = pd.DataFrame({"x": centres_done[:, 0], "y": centres_done[:, 1], "z": centres_done[:, 2],
+                            "radius": np.concatenate([p["radius"] for p in parts]),
+                            "entropy": np.concatenate([p["entropy"] for p in parts]),
+                            "mutual_information": np.concatenate([p["mutual_information"] for p in parts])})
+    probability = np.concatenate([p["probability"] for p in parts])
+    for c, name in enumerate(CLASSES):
+        windows[f"p_{name}"] = probability[:, c]
+    windows["class"] = np.asarray(CLASSES)[probability.argmax(axis=1)]
+    return windows
+
+
+def _window_space(atoms: Atoms, window_atoms: int, periodic: bool, nn: float) -> tuple:
+    """(positions, owning atom) of the atoms and their periodic images that a window may take: within twice the
+    radius of ``window_atoms`` atoms at the structure's mean density (room for sparse regions)."""
+    volume = abs(np.linalg.det(atoms.cell[:])) if periodic else None
+    density = len(atoms) / volume if periodic else 1.0 / (nn ** 3 / np.sqrt(2))
+    reach = 2.0 * (3 * window_atoms / (4 * np.pi * density)) ** (1 / 3)
+    positions, owners = _search_space(atoms, reach)
+    if len(positions) < window_atoms:
+        raise ValueError(f"{len(atoms)} atoms (with their periodic images within {reach:.1f} Å) are fewer than one "
+                         f"window of {window_atoms}: pass a smaller window_atoms")
+    return positions, owners
+
+
+def _read_back(out: Path, firsts: list, key, overwrite: bool, add, bar) -> list:
+    """The chunks (by first window) still to compute: those an earlier run with the same request (``key``) wrote to
+    ``out`` are read back and added, not computed."""
+    _prepare_out(out, key, overwrite)
+    todo = []
+    for f in firsts:
+        part = _load_chunk(out, f)
+        if part is None:
+            todo.append(f)
+        else:
+            add(part)
+            bar.update(len(part["centres"]))
+    return todo
+
+
 def structure_map(atoms: Atoms, window_atoms: int = DEFAULT_WINDOW_ATOMS, stride: float = DEFAULT_STRIDE,
                   n_views: int = DEFAULT_VIEWS, n_mc: int = DEFAULT_MC, seed: int = 0, model=None,
                   chunk_size: int = DEFAULT_CHUNK, address=None, n_workers: int | None = None, out=None,
@@ -340,70 +447,26 @@ def structure_map(atoms: Atoms, window_atoms: int = DEFAULT_WINDOW_ATOMS, stride
         order of ``info["local_classes"]``); ``info`` records the window size, stride and model. ``write_map``
         writes it as extended XYZ for OVITO or ``ase gui``.
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     from .neighbours import kd_tree
     from .provenance import file_sha256
     from .structures import CLASSES
 
-    atoms = check_atoms(atoms)
-    window_atoms = int(window_atoms)
-    if window_atoms < 20:
-        raise ValueError(f"window_atoms must be at least 20 (a fingerprint of fewer atoms has no peaks), got "
-                         f"{window_atoms}")
-    for name, value in (("n_views", n_views), ("n_mc", n_mc), ("chunk_size", chunk_size)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be at least 1, got {value!r}")
-    periodic = bool(np.all(atoms.pbc))
-    if not periodic and len(atoms) < window_atoms:
-        raise ValueError(f"a finite structure of {len(atoms)} atoms is smaller than one window ({window_atoms} "
-                         "atoms): classify it whole with helpers.classify.classify, or pass a smaller window_atoms")
+    atoms, window_atoms, periodic = _checked_request(atoms, window_atoms, n_views, n_mc, chunk_size)
     model_path = _model_path(model)
     nn = nearest_neighbour_distance(atoms)
     centres = window_centres(atoms, stride * nn)
-    # a window's radius: that of window_atoms atoms at the structure's mean density, with room for sparse regions
-    volume = abs(np.linalg.det(atoms.cell[:])) if periodic else None
-    density = len(atoms) / volume if periodic else 1.0 / (nn ** 3 / np.sqrt(2))
-    reach = 2.0 * (3 * window_atoms / (4 * np.pi * density)) ** (1 / 3)
-    positions, owners = _search_space(atoms, reach)
-    if len(positions) < window_atoms:
-        raise ValueError(f"{len(atoms)} atoms (with their periodic images within {reach:.1f} Å) are fewer than one "
-                         f"window of {window_atoms}: pass a smaller window_atoms")
+    positions, owners = _window_space(atoms, window_atoms, periodic, nn)
     options = {"window_atoms": window_atoms, "stride": float(stride), "n_views": int(n_views), "n_mc": int(n_mc),
                "seed": int(seed), "weight_width": float(weight_width), "model_path": str(model_path), "model_sha256": file_sha256(model_path)}
     firsts = list(range(0, len(centres), int(chunk_size)))
     n_classes = len(CLASSES)
-    sums = np.zeros((len(atoms), n_classes + 3))
-    window_parts = []  # per-window answers, kept only with return_windows
-    waiting, order = {}, iter(firsts)
-    state = {"next": next(order, None)}
-
-    def add(part):
-        """Per-atom sums are added in chunk order whatever order the chunks finish in, so the map is the same to
-        the last bit from run to run; only chunks that finished early wait (a few, as few as are in flight)."""
-        waiting[part["first"]] = part
-        while state["next"] in waiting:
-            ready = waiting.pop(state["next"])
-            sums[ready["atoms"]] += ready["sums"]
-            if return_windows:
-                window_parts.append({k: ready[k] for k in ("centres", "radius", "probability", "entropy",
-                                                           "mutual_information")})
-            state["next"] = next(order, None)
-
+    summed = _InOrder(firsts, len(atoms), n_classes, return_windows)
+    add = summed.add
     bar = tqdm(total=len(centres), desc="windows", unit="window", disable=not progress)
-    todo = list(firsts)
-    if out is not None:
-        out = Path(out)
-        _prepare_out(out, _request_key(atoms, options), overwrite)
-        todo = []
-        for f in firsts:  # chunks written by an earlier run with the same arguments are read back, not computed
-            part = _load_chunk(out, f)
-            if part is None:
-                todo.append(f)
-            else:
-                add(part)
-                bar.update(len(part["centres"]))
+    out = None if out is None else Path(out)
+    todo = list(firsts) if out is None else _read_back(out, firsts, _request_key(atoms, options), overwrite, add, bar)
     numbers = np.asarray(atoms.numbers)
 
     def finished(part):
@@ -420,41 +483,19 @@ def structure_map(atoms: Atoms, window_atoms: int = DEFAULT_WINDOW_ATOMS, stride
         _run_on_dask(positions, owners, numbers, centres, todo, int(chunk_size), options, address, n_workers,
                      finished)
     bar.close()
-    if waiting or state["next"] is not None:
+    if summed.waiting or summed.next is not None:
         raise RuntimeError("some chunks of windows never came back; run again (with out=..., it resumes)")
+    sums = summed.sums
     if np.any(sums[:, n_classes + 2] == 0):
         missing = int(np.sum(sums[:, n_classes + 2] == 0))
         raise RuntimeError(f"{missing} atoms lie in no window (stride {stride} too large for window_atoms "
                            f"{window_atoms}): pass a smaller stride or a larger window_atoms")
-    weight = sums[:, n_classes + 1]
-    probabilities = sums[:, :n_classes] / weight[:, None]
-    result = atoms.copy()
-    result.calc = None
-    from scipy.stats import entropy
-
-    result.set_array("local_class", np.asarray(CLASSES)[probabilities.argmax(axis=1)].astype(str))
-    result.set_array("local_probability", probabilities.max(axis=1))
-    result.set_array("local_entropy", entropy(probabilities, axis=1))
-    result.set_array("local_mutual_information", sums[:, n_classes] / weight)
-    result.set_array("local_windows", sums[:, n_classes + 2].astype(int))
-    result.set_array("local_probabilities", probabilities)
+    result = _mapped(atoms, sums)
     result.info.update({"local_classes": " ".join(CLASSES), "local_window_atoms": window_atoms,
                         "local_stride_nn": float(stride), "local_nn_distance": nn, "local_n_views": int(n_views),
                         "local_n_mc": int(n_mc), "local_seed": int(seed), "local_windows_total": len(centres),
                         "local_model_sha256": options["model_sha256"]})
-    if not return_windows:
-        return result
-    parts = window_parts
-    centres_done = np.concatenate([p["centres"] for p in parts])
-    windows = pd.DataFrame({"x": centres_done[:, 0], "y": centres_done[:, 1], "z": centres_done[:, 2],
-                            "radius": np.concatenate([p["radius"] for p in parts]),
-                            "entropy": np.concatenate([p["entropy"] for p in parts]),
-                            "mutual_information": np.concatenate([p["mutual_information"] for p in parts])})
-    probability = np.concatenate([p["probability"] for p in parts])
-    for c, name in enumerate(CLASSES):
-        windows[f"p_{name}"] = probability[:, c]
-    windows["class"] = np.asarray(CLASSES)[probability.argmax(axis=1)]
-    return result, windows
+    return (result, _windows_frame(summed.window_parts)) if return_windows else result
 
 
 def _space_on_worker(positions, owners):
