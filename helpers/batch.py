@@ -337,24 +337,6 @@ def _take_answer(row: dict, answer: dict, source: str) -> None:
         row["error"] = f"{source}: {own_error.split(': ', 1)[-1]}"
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(temporary path)``, then the temporary file renamed to ``path``: a reader sees the whole file or none."""
-    tmp = provenance.temporary_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def process_chunk(chunk: Chunk, out: str, options: dict) -> dict:
     """Worker: read, fingerprint and classify one chunk; write its fingerprints, then its table (the mark that
     the chunk is finished), each atomically. Returns a small summary, never the results."""
@@ -390,11 +372,13 @@ def process_chunk(chunk: Chunk, out: str, options: dict) -> dict:
             for k, answer in zip(todo, answers):
                 _take_answer(table[k], dict(answer), rows[k][1])
     if fingerprints is not None:
-        _write_atomically(out / FINGERPRINT_DIR / part_name(chunk.number, ".npy"),
-                          lambda tmp: tmp.write_bytes(_npy_bytes(fingerprints)))
+        # the temporary name ends in .npy, so np.save writes it as named
+        provenance.write_atomically(out / FINGERPRINT_DIR / part_name(chunk.number, ".npy"),
+                                    lambda tmp: np.save(tmp, fingerprints))
     columns = {name: [_cell(row.get(name), kind) for row in table] for name, kind in COLUMNS}
     arrow = pa.table(columns, schema=_schema())
-    _write_atomically(out / TABLE_DIR / part_name(chunk.number, ".parquet"), lambda tmp: pq.write_table(arrow, tmp))
+    provenance.write_atomically(out / TABLE_DIR / part_name(chunk.number, ".parquet"),
+                                lambda tmp: pq.write_table(arrow, tmp))
     return {"chunk": chunk.number, "rows": len(table), "errors": sum(bool(r["error"]) for r in table),
             "seconds": time.perf_counter() - start, "worker_pid": os.getpid()}
 

@@ -333,10 +333,10 @@ def fastest_precision(steps: int = 6) -> dict:
             stored = json.loads(path.read_text())
         except (OSError, ValueError):  # none yet, or unreadable: measured again
             stored = {}
-        if not isinstance(stored, dict) or key not in stored:
+        stored = stored if isinstance(stored, dict) else {}
+        if key not in stored:
             times = {p: time_precision(p, steps) for p in ("float32", "mixed_bfloat16")}
-            stored = {**(stored if isinstance(stored, dict) else {}),
-                      key: {"choice": min(times, key=times.get), "seconds_per_step": times}}
+            stored[key] = {"choice": min(times, key=times.get), "seconds_per_step": times}
             config.write_text(path, json.dumps(stored, indent=1))
         _PRECISION_TIMES[key] = stored[key]
     return _PRECISION_TIMES[key]

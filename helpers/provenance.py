@@ -223,17 +223,22 @@ def temporary_path(path) -> Path:
     return path.with_name(f".tmp-{os.getpid()}-{path.name}")
 
 
-def write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_atomically(path, write) -> Path:
+    """``write(temporary path)``, then the temporary file renamed to ``path``: a reader sees the whole file or none."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
-        tmp.write_text(text)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    return write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def jsonable(v):
